@@ -1,0 +1,61 @@
+"""Evaluation entry point: rebuild model and data from a checkpoint's saved config and test it.
+
+`python eval.py ckpt_path=outputs/train/runs/<timestamp>/checkpoints/best.ckpt`
+"""
+
+import logging
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from dlbook.utils.config import apply_extras, config_dir, instantiate_group, register_resolvers
+from dlbook.utils.entry import guarded, scalar_metrics, write_summary
+
+log = logging.getLogger("dlbook.eval")
+register_resolvers()
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from dlbook.errors import CheckpointError
+    from dlbook.tasks.base import CONFIG_KEY
+    from dlbook.train import build_datamodule, build_model
+    from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint
+
+    output_dir = HydraConfig.get().runtime.output_dir
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir)
+    saved = load_checkpoint(ckpt_path).get(CONFIG_KEY)
+    if saved is None:
+        raise CheckpointError(f"ckpt_path={ckpt_path} holds no dlbook run config; eval.py reads checkpoints "
+                              f"written by train.py.")
+    run_cfg = OmegaConf.create(saved["config"])
+    if "data_dir" in run_cfg.data:  # the data may live elsewhere on this machine
+        run_cfg.data.data_dir = cfg.paths.data_dir
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    log.info(f"Evaluating {ckpt_path}: model={saved['choices'].get('model')} data={saved['choices'].get('data')}")
+    datamodule = build_datamodule(run_cfg)
+    model = build_model(run_cfg, datamodule.spec, saved["choices"])
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, logger=loggers or False)
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path))
+    metrics = scalar_metrics(trainer.callback_metrics)
+    write_summary(output_dir, {**metrics, "checkpoint": str(ckpt_path), "run_dir": output_dir})
+    if "test/acc" in metrics:
+        log.info(f"Test accuracy: {metrics['test/acc']:.4f}")
+    log.info(f"Run directory: {output_dir}")
+    return metrics, {"trainer": trainer, "model": model}
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    apply_extras(cfg)
+    guarded(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""LightningModules that say how to train a family of nets."""

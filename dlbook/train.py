@@ -1,0 +1,133 @@
+"""Training entry point: seed -> datamodule -> model -> callbacks -> loggers -> trainer -> fit -> test.
+
+`python train.py model=lenet5 data=mnist optimizer.lr=3e-4`; see conf/train.yaml for every option.
+"""
+
+import logging
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate_group, register_resolvers)
+from dlbook.utils.entry import guarded, scalar_metrics, write_summary
+
+log = logging.getLogger("dlbook.train")
+register_resolvers()
+
+
+def build_datamodule(cfg: DictConfig):
+    from hydra.utils import instantiate
+    from lightning.pytorch.utilities import rank_zero_only
+
+    datamodule = instantiate(cfg.data)
+    if rank_zero_only.rank == 0:
+        datamodule.prepare_data()  # a missing dataset fails here, before any model is built
+    return datamodule
+
+
+def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
+    """The task of cfg.model sized by data_spec; a model that cannot take this data is a DlbookError."""
+    from hydra.utils import instantiate
+
+    from dlbook.errors import DlbookError, IncompatibleDataError
+
+    optimizer = instantiate(cfg.optimizer)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    try:
+        return instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
+    except IncompatibleDataError as error:
+        model, data = run_choices.get("model", "?"), run_choices.get("data", "?")
+        fitting = ", ".join(data_choices_for(cfg.model)) or "none of the bundled datasets"
+        raise DlbookError(f"model={model} does not fit data={data} ({data_spec.describe()}): {error}. "
+                          f"Data choices that fit model={model}: {fitting}.") from None
+
+
+def data_choices_for(model_cfg: DictConfig) -> list[str]:
+    """The data/ choices with a fixed shape that this model's net accepts."""
+    from pathlib import Path
+
+    from hydra.utils import get_class, instantiate
+
+    from dlbook.errors import IncompatibleDataError
+
+    fitting = []
+    for path in sorted((Path(config_dir()) / "data").glob("*.yaml")):
+        datamodule_class = get_class(OmegaConf.load(path)["_target_"])
+        if not isinstance(getattr(datamodule_class, "input_shape", None), tuple):
+            continue  # shape set per run, e.g. image_folder
+        try:
+            instantiate(model_cfg.net)(input_shape=datamodule_class.input_shape,
+                                       num_classes=datamodule_class.num_classes)
+            fitting.append(path.stem)
+        except IncompatibleDataError:
+            pass
+    return fitting
+
+
+def train(cfg: DictConfig) -> tuple[dict, dict]:
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from dlbook.utils.checkpoints import resolve_checkpoint
+
+    output_dir = HydraConfig.get().runtime.output_dir
+    run_choices = choices()
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir) if cfg.get("ckpt_path") else None
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    log.info(f"Data: data={run_choices.get('data')} <{cfg.data._target_}>")
+    datamodule = build_datamodule(cfg)
+    data_spec = datamodule.spec
+    log.info(f"Model: model={run_choices.get('model')} on {data_spec.describe()}")
+    model = build_model(cfg, data_spec, run_choices)
+    model.run_config = {"config": OmegaConf.to_container(cfg, resolve=True), "choices": run_choices}
+
+    loggers = instantiate_group(cfg.get("logger"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not loggers:  # it has nothing to write to
+        callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "run_dir": output_dir,
+                                "choices": run_choices})
+
+    train_metrics = {}
+    if cfg.get("train"):
+        log.info("Training" + (f", resumed from {ckpt_path}" if ckpt_path else ""))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        train_metrics = scalar_metrics(trainer.callback_metrics)
+
+    test_metrics, best_path = {}, ""
+    if cfg.get("test"):
+        checkpoint = trainer.checkpoint_callback
+        best_path = checkpoint.best_model_path if checkpoint and cfg.get("train") else ""
+        if not cfg.get("train") and ckpt_path:
+            best_path = str(ckpt_path)
+        log.info(f"Testing {best_path or 'the current weights (no checkpoint was saved)'}")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+        test_metrics = scalar_metrics(trainer.callback_metrics)
+
+    metrics = {**train_metrics, **test_metrics}
+    summary_path = write_summary(output_dir, {**metrics, "best_checkpoint": best_path, "run_dir": output_dir,
+                                              "epochs": trainer.current_epoch, "global_step": trainer.global_step})
+    if "test/acc" in metrics:
+        log.info(f"Test accuracy: {metrics['test/acc']:.4f}")
+    log.info(f"Run directory: {output_dir} (summary in {summary_path.name})")
+    return metrics, {"trainer": trainer, "model": model, "datamodule": datamodule}
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    apply_extras(cfg)
+    metrics, _ = guarded(train, cfg)
+    metric_name = cfg.get("optimized_metric")
+    if metric_name and metric_name in metrics:
+        return metrics[metric_name]  # what a sweeper minimises or maximises
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Finding and checking checkpoints before Lightning touches them, so a bad path is one clear error."""
+
+import zipfile
+from pathlib import Path
+
+from dlbook.errors import CheckpointError
+
+
+def resolve_checkpoint(ckpt_path: str, output_dir: str) -> Path:
+    """`last`/`best` name the checkpoints of the run directory; a directory means its best.ckpt; else a file."""
+    if ckpt_path in ("last", "best"):
+        path = Path(output_dir) / "checkpoints" / f"{ckpt_path}.ckpt"
+        if not path.exists():
+            raise CheckpointError(
+                f"ckpt_path={ckpt_path} looks for {path}, which does not exist. To resume a run, also pass "
+                f"run_dir=<its directory> (one holding checkpoints/{ckpt_path}.ckpt), or give ckpt_path=<file.ckpt>.")
+        return check_checkpoint(path)
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        candidates = [path / "checkpoints" / "best.ckpt", path / "best.ckpt"]
+        found = next((candidate for candidate in candidates if candidate.exists()), None)
+        if found is None:
+            raise CheckpointError(f"ckpt_path={ckpt_path} is a directory without checkpoints/best.ckpt; "
+                                  f"give a .ckpt file or a run directory.")
+        path = found
+    return check_checkpoint(path)
+
+
+def check_checkpoint(path: Path) -> Path:
+    if not path.exists():
+        nearby = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
+        hint = f" Checkpoints in {path.parent}: {', '.join(nearby)}." if nearby else ""
+        raise CheckpointError(f"ckpt_path={path} does not exist.{hint} Give the path of a .ckpt file, "
+                              f"or ckpt_path=last with run_dir=<run directory>.")
+    # torch.save writes a zip archive; a truncated or foreign file has no valid central directory.
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"ckpt_path={path} is not a readable checkpoint (truncated or not written by "
+                              f"torch.save). Use another checkpoint of the run, e.g. last.ckpt or best.ckpt.")
+    return path.resolve()
+
+
+def load_checkpoint(path: Path) -> dict:
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise CheckpointError(f"ckpt_path={path} could not be read ({type(error).__name__}: {error}).") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"ckpt_path={path} is not a Lightning checkpoint (it has no state_dict).")
+    return checkpoint
