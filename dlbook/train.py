@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate_group, register_resolvers)
-from dlbook.utils.entry import guarded, scalar_metrics, write_summary
+from dlbook.utils.entry import close_wandb, guarded, scalar_metrics, write_summary
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
@@ -113,6 +113,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     metrics = {**train_metrics, **test_metrics}
     summary_path = write_summary(output_dir, {**metrics, "best_checkpoint": best_path, "run_dir": output_dir,
                                               "epochs": trainer.current_epoch, "global_step": trainer.global_step})
+    close_wandb()  # its shutdown report would otherwise bury the lines below
     if "test/acc" in metrics:
         log.info(f"Test accuracy: {metrics['test/acc']:.4f}")
     log.info(f"Run directory: {output_dir} (summary in {summary_path.name})")

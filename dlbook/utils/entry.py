@@ -17,7 +17,6 @@ def guarded(work, cfg):
         return work(cfg)
     except DlbookError as error:
         log.error(str(error))
-        print(f"\nError: {error}", file=sys.stderr)
         sys.exit(1)
     finally:
         close_wandb()

@@ -1,0 +1,76 @@
+"""Small datasets written in the real on-disk formats (IDX, CIFAR-10 pickles, image folders).
+
+The images are scikit-learn's 8x8 digits scaled up, so models trained on them can beat chance.
+"""
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def digits(size: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """All 1,797 digits as uint8 (N, size, size, channels) and int64 labels."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = torch.from_numpy(data.images).float().unsqueeze(1) * (255.0 / 16.0)
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).repeat(1, 1, 1, channels)
+    return images.numpy(), data.target.astype(np.int64)
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        with gzip.open(f"{path}.gz", "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def write_mnist(data_dir: Path, folder: str = "MNIST", n_test: int = 360, compress: bool = True) -> None:
+    """<data_dir>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], as torchvision stores them."""
+    images, labels = digits(28)
+    raw = Path(data_dir) / folder / "raw"
+    for prefix, part in (("t10k", slice(0, n_test)), ("train", slice(n_test, None))):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images[part, :, :, 0], compress)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels[part], compress)
+
+
+def write_cifar10(data_dir: Path, n_test: int = 360) -> None:
+    """<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}: dicts of (N, 3072) rows and label lists."""
+    images, labels = digits(32, channels=3)
+    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # channel-major, as the release stores them
+    folder = Path(data_dir) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    train_rows, train_labels = rows[n_test:], labels[n_test:]
+    chunks = np.array_split(np.arange(len(train_rows)), 5)
+    batches = {f"data_batch_{i + 1}": chunk for i, chunk in enumerate(chunks)}
+    for name, index in batches.items():
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": train_rows[index], "labels": train_labels[index].tolist()}, f)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"data": rows[:n_test], "labels": labels[:n_test].tolist()}, f)
+
+
+def write_image_folder(root: Path, classes: tuple[int, ...] = (0, 1, 7), with_test: bool = True,
+                       per_class: int = 60) -> None:
+    """<root>/train/<class>/*.png and optionally <root>/test/<class>/*.png of 16x16 RGB digits."""
+    from PIL import Image
+
+    images, labels = digits(16, channels=3)
+    for digit in classes:
+        chosen = images[labels == digit][:per_class]
+        n_test = len(chosen) // 4 if with_test else 0
+        for i, image in enumerate(chosen):
+            split = "test" if i < n_test else "train"
+            path = Path(root) / split / f"digit_{digit}" / f"{i:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(path)

@@ -1,0 +1,84 @@
+"""Every group choice composes, every model x data pair that should work builds, and mismatches fail clearly."""
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+
+from dlbook.errors import DlbookError
+from dlbook.train import build_datamodule, build_model
+from dlbook.utils.config import config_dir
+from tests.datasets import write_cifar10, write_image_folder, write_mnist
+
+CONF = Path(config_dir())
+
+
+def choices(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+MODELS, DATA = choices("model"), choices("data")
+# Pairs that must be refused: LeNet-5 needs 28x28 to 32x32 inputs.
+MISMATCHED = {("lenet5", "digits")}
+
+
+@pytest.fixture
+def data_on_disk(tmp_path):
+    write_mnist(tmp_path / "data")
+    write_mnist(tmp_path / "data", folder="FashionMNIST")
+    write_cifar10(tmp_path / "data")
+    write_image_folder(tmp_path / "data" / "images")
+
+
+def test_groups_have_the_documented_choices():
+    assert {"digits", "mnist", "fashion_mnist", "cifar10", "image_folder"} <= set(DATA)
+    assert {"softmax_regression", "mlp", "mlp_small", "mnist_cnn", "lenet5"} <= set(MODELS)
+    assert set(choices("scheduler")) == {"none", "step", "cosine", "onecycle", "plateau"}
+    assert set(choices("trainer")) == {"default", "cpu", "gpu", "ddp", "ddp_cpu", "mps"}
+    assert set(choices("logger")) == {"wandb", "csv", "tensorboard", "many", "none"}
+    assert {"fast", "overfit", "limit", "profile"} <= set(choices("debug"))
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("model", MODELS)
+def test_model_data_pair(run_config, data_on_disk, model, data):
+    cfg = run_config([f"model={model}", f"data={data}"])
+    datamodule = build_datamodule(cfg)
+    if (model, data) in MISMATCHED:
+        with pytest.raises(DlbookError, match=f"model={model} does not fit data={data}"):
+            build_model(cfg, datamodule.spec, {"model": model, "data": data})
+        return
+    task = build_model(cfg, datamodule.spec, {"model": model, "data": data})
+    datamodule.setup("fit")
+    images, labels = next(iter(datamodule.train_dataloader()))
+    logits = task(datamodule.normalize(images))
+    assert logits.shape == (len(labels), datamodule.spec.num_classes)
+
+
+@pytest.mark.parametrize("group, choice", [(group, choice) for group in
+                                           ("optimizer", "scheduler", "trainer", "logger", "callbacks",
+                                            "debug", "experiment", "extras", "paths")
+                                           for choice in choices(group)])
+def test_every_choice_composes(run_config, group, choice):
+    cfg = run_config([f"{group}={choice}"])
+    assert cfg.trainer._target_.endswith("Trainer")
+    if group == "optimizer":
+        assert callable(instantiate(cfg.optimizer))
+    if group == "callbacks" and choice == "default":
+        assert any(c["_target_"].endswith("ModelCheckpoint") for c in cfg.callbacks.values() if c)
+
+
+def test_experiments_name_their_book_and_result():
+    for path in (CONF / "experiment").glob("*.yaml"):
+        header = path.read_text().split("defaults:")[0]
+        assert "ch." in header or "exercise" in header or "LeCun" in header, path.name
+
+
+def test_early_stopping_is_optional(run_config):
+    assert "early_stopping" not in run_config().callbacks
+    assert run_config(["callbacks=[default,early_stopping]"]).callbacks.early_stopping.monitor == "val/acc"
+
+
+def test_eval_config_composes(run_config):
+    cfg = run_config(["ckpt_path=x.ckpt"], config_name="eval")
+    assert cfg.ckpt_path == "x.ckpt" and cfg.task_name == "eval"
