@@ -1,0 +1,107 @@
+"""Real (short) training runs through dlbook.train.train on small real-format data."""
+
+import csv
+import glob
+
+import pytest
+import torch
+
+from dlbook.eval import evaluate
+from dlbook.train import train
+from tests.datasets import write_mnist
+
+MODELS = ["softmax_regression", "mlp", "mlp_small", "mnist_cnn", "lenet5"]
+
+
+def data_for(model: str, tmp_path) -> list[str]:
+    """LeNet-5 needs 28x28 inputs: digits scaled up and written as MNIST IDX files; the rest use the default."""
+    if model == "lenet5":
+        write_mnist(tmp_path / "data")
+        return ["data=mnist", "data.download=false"]
+    return []
+
+
+def read_csv_metrics(run_dir) -> list[dict]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def column(rows, name) -> list[float]:
+    return [float(row[name]) for row in rows if row.get(name)]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fast_dev_run(run_config, tmp_path, model):
+    metrics, objects = train(run_config([f"model={model}", "debug=fast", *data_for(model, tmp_path)]))
+    assert objects["trainer"].global_step == 1
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_learns(run_config, tmp_path, model):
+    epochs = 6
+    cfg = run_config([f"model={model}", f"trainer.max_epochs={epochs}", "logger=csv", *data_for(model, tmp_path)])
+    metrics, _ = train(cfg)
+    losses = column(read_csv_metrics(tmp_path / "run"), "train/loss")
+    assert len(losses) == epochs
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert metrics["test/acc"] > 0.5  # chance is 0.1
+
+
+def test_default_run_on_digits_beats_90_percent(run_config, tmp_path):
+    cfg = run_config()
+    metrics, _ = train(cfg)
+    assert metrics["test/acc"] > 0.9
+    assert metrics[cfg.optimized_metric] >= metrics["val/acc"]  # what sweepers receive
+    run_dir = tmp_path / "run"
+    assert (run_dir / "checkpoints" / "best.ckpt").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
+
+
+def test_resume_continues_epochs_steps_and_optimizer(run_config, tmp_path):
+    train(run_config(["trainer.max_epochs=1", "logger=csv"]))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    first = torch.load(last, weights_only=False)
+    steps_per_epoch = first["global_step"]
+    assert first["epoch"] == 0 and steps_per_epoch > 0
+
+    _, objects = train(run_config(["trainer.max_epochs=2", "logger=csv", "ckpt_path=last"]))
+    assert objects["trainer"].current_epoch == 2
+    resumed = torch.load(last, weights_only=False)
+    assert resumed["global_step"] == 2 * steps_per_epoch
+    adam_steps = resumed["optimizer_states"][0]["state"][0]["step"]
+    assert int(adam_steps) == 2 * steps_per_epoch
+    best = resumed["state_dict"]["val_acc_best.max_value"]
+    assert best >= first["state_dict"]["val_acc_best.max_value"]
+    epochs_logged = sorted({int(row["epoch"]) for row in read_csv_metrics(tmp_path / "run") if row["epoch"]})
+    assert epochs_logged == [0, 1, 2]
+
+
+def test_eval_reproduces_test_metric(run_config, tmp_path):
+    trained, _ = train(run_config(["trainer.max_epochs=3"]))
+    best = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    evaluated, _ = evaluate(run_config([f"ckpt_path={best}"], config_name="eval", run_name="eval"))
+    assert evaluated["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    assert evaluated["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)
+
+
+def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    cfg = run_config(["logger=wandb", "trainer.max_epochs=1"])
+    assert cfg.logger.wandb.offline is True
+    train(cfg)
+    runs = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*" / "run-*.wandb"))
+    assert len(runs) == 1
+    with open(runs[0], "rb") as f:
+        record = f.read()
+    assert b"val/acc" in record and b"digits" in record  # metrics and the resolved config
+
+
+def test_csv_logger_writes_metrics(run_config, tmp_path):
+    train(run_config(["logger=csv", "trainer.max_epochs=2"]))
+    rows = read_csv_metrics(tmp_path / "run")
+    assert len(column(rows, "val/acc")) == 2 and len(column(rows, "test/acc")) == 1
+    assert (tmp_path / "run" / "csv" / "hparams.yaml").read_text().count("digits") >= 1
