@@ -4,6 +4,7 @@
 """
 
 import logging
+import warnings
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -42,6 +43,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     model = build_model(run_cfg, datamodule.spec, saved["choices"])
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, logger=loggers or False)
+    # Testing needs only the weights; the checkpoint's training callbacks are of no use here.
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
     trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path))
     metrics = scalar_metrics(trainer.callback_metrics)
     write_summary(output_dir, {**metrics, "checkpoint": str(ckpt_path), "run_dir": output_dir})

@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from dlbook.utils.checkpoints import resolve_checkpoint
 
@@ -89,6 +89,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     if not loggers:  # it has nothing to write to
         callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
+    if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a progress bar callback then
+        callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "run_dir": output_dir,
