@@ -71,3 +71,14 @@ def test_missing_checkpoint_and_last_without_run_dir(tmp_path):
     assert result.returncode == 1 and "does not exist" in output(result)
     result = run("train.py", "ckpt_path=last", *QUIET, cwd=tmp_path)
     assert result.returncode == 1 and "run_dir=" in output(result)
+
+
+def test_sweep_runs_one_job_per_value(tmp_path):
+    result = run("train.py", "-m", "optimizer.lr=1e-3,3e-4", "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
+    assert result.returncode == 0, output(result)
+    sweep = next((tmp_path / "outputs" / "train" / "multiruns").iterdir())
+    jobs = sorted(path.name for path in sweep.iterdir() if path.is_dir())
+    assert jobs == ["0", "1"]
+    lrs = [(sweep / job / ".hydra" / "overrides.yaml").read_text() for job in jobs]
+    assert "optimizer.lr=0.001" in lrs[0] and "optimizer.lr=0.0003" in lrs[1]
+    assert all((sweep / job / "metrics.json").exists() for job in jobs)

@@ -43,7 +43,8 @@ def coalesce(*values):
 
 
 def register_resolvers() -> None:
-    for name, resolver in (("wandb_offline", wandb_offline), ("coalesce", coalesce)):
+    # `cwd` rather than ${hydra:runtime.cwd}: sweep directories are resolved before Hydra sets the latter.
+    for name, resolver in (("wandb_offline", wandb_offline), ("coalesce", coalesce), ("cwd", os.getcwd)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 

@@ -13,6 +13,10 @@ log = logging.getLogger("dlbook")
 
 def guarded(work, cfg):
     """Run work(cfg); a DlbookError ends the process with its message and exit status 1, no stack trace."""
+    import lightning
+
+    # Lightning adds its own console handler; Hydra's already print to the console and the run's log file.
+    logging.getLogger(lightning.__name__).handlers.clear()
     try:
         return work(cfg)
     except DlbookError as error:
