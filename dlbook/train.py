@@ -83,7 +83,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     data_spec = datamodule.spec
     log.info(f"Model: model={run_choices.get('model')} on {data_spec.describe()}")
     model = build_model(cfg, data_spec, run_choices)
-    model.run_config = {"config": OmegaConf.to_container(cfg, resolve=True), "choices": run_choices}
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    model.run_config = {"config": resolved, "choices": run_choices}
 
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
@@ -93,8 +94,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "run_dir": output_dir,
-                                "choices": run_choices})
+        logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})
 
     train_metrics = {}
     if cfg.get("train"):
@@ -104,22 +104,25 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     test_metrics, best_path = {}, ""
     if cfg.get("test"):
-        checkpoint = trainer.checkpoint_callback
-        best_path = checkpoint.best_model_path if checkpoint and cfg.get("train") else ""
-        if not cfg.get("train") and ckpt_path:
-            best_path = str(ckpt_path)
+        if cfg.get("train"):
+            best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        else:  # `train=false ckpt_path=X` tests X
+            best_path = str(ckpt_path or "")
         log.info(f"Testing {best_path or 'the current weights (no checkpoint was saved)'}")
         trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
         test_metrics = scalar_metrics(trainer.callback_metrics)
 
     metrics = {**train_metrics, **test_metrics}
+    objects = {"trainer": trainer, "model": model, "datamodule": datamodule}
+    if not trainer.is_global_zero:  # under DDP one process writes the summary
+        return metrics, objects
     summary_path = write_summary(output_dir, {**metrics, "best_checkpoint": best_path, "run_dir": output_dir,
                                               "epochs": trainer.current_epoch, "global_step": trainer.global_step})
     close_wandb()  # its shutdown report would otherwise bury the lines below
     if "test/acc" in metrics:
         log.info(f"Test accuracy: {metrics['test/acc']:.4f}")
     log.info(f"Run directory: {output_dir} (summary in {summary_path.name})")
-    return metrics, {"trainer": trainer, "model": model, "datamodule": datamodule}
+    return metrics, objects
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
