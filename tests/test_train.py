@@ -105,3 +105,13 @@ def test_csv_logger_writes_metrics(run_config, tmp_path):
     rows = read_csv_metrics(tmp_path / "run")
     assert len(column(rows, "val/acc")) == 2 and len(column(rows, "test/acc")) == 1
     assert (tmp_path / "run" / "csv" / "hparams.yaml").read_text().count("digits") >= 1
+
+
+@pytest.mark.parametrize("debug", ["fast", "overfit", "limit", "profile"])
+def test_debug_modes_run(run_config, tmp_path, debug):
+    metrics, objects = train(run_config([f"debug={debug}"]))
+    assert "test/acc" in metrics
+    if debug == "overfit":  # a model that cannot fit three batches is broken
+        assert metrics["train/acc"] > 0.95
+    if debug == "profile":
+        assert (tmp_path / "run" / "fit-profile.txt").exists()
