@@ -19,9 +19,11 @@ class ClassificationTask(Task):
         super().__init__(data_spec, optimizer, scheduler)
         self.net = net(input_shape=data_spec.input_shape, num_classes=data_spec.num_classes)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # Updated every step without host syncs (no argument checks, no NaN checks); logged once per epoch.
         for stage in ("train", "val", "test"):
-            setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=data_spec.num_classes, average="micro"))
-            setattr(self, f"{stage}_loss", MeanMetric())
+            setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=data_spec.num_classes, average="micro",
+                                                             validate_args=False))
+            setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume, so the best is over the whole run
 
@@ -32,12 +34,14 @@ class ClassificationTask(Task):
         images, labels = batch
         logits = self(images)
         loss = self.criterion(logits, labels)
-        accuracy, mean_loss = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_loss")
-        accuracy(logits, labels)
-        mean_loss(loss)
-        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        getattr(self, f"{stage}_acc").update(logits.detach(), labels)
+        getattr(self, f"{stage}_loss").update(loss.detach())
         return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        # Logging the metric objects makes Lightning compute, sync across processes and reset them.
+        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=True)
+        self.log(f"{stage}/acc", getattr(self, f"{stage}_acc"), prog_bar=True)
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -48,11 +52,17 @@ class ClassificationTask(Task):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:  # the sanity check must not count as a best epoch
-            return
-        self.val_acc_best(self.val_acc.compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        if not self.trainer.sanity_checking:  # the sanity check must not count as a best epoch
+            self.val_acc_best(self.val_acc.compute())
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def predict_step(self, batch, batch_idx):
         return self(batch[0]).argmax(dim=1)

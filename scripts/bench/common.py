@@ -1,0 +1,53 @@
+"""Helpers shared by the benchmarks: compose a dlbook run in-process, and write MNIST-size IDX files."""
+
+import gzip
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+
+def compose_run(overrides: list[str], output_dir: Path):
+    """The config `python train.py <overrides>` would get, with Hydra's runtime set up for an in-process run."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from dlbook.utils.config import config_dir, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def write_random_mnist(data_dir: Path, n_train: int = 60000, n_test: int = 10000, seed: int = 0) -> Path:
+    """Random pixels and labels in MNIST's IDX layout: only the sizes matter for timing."""
+    rng = np.random.default_rng(seed)
+    raw = data_dir / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        for kind, shape in (("images-idx3", (n, 28, 28)), ("labels-idx1", (n,))):
+            high = 256 if kind.startswith("images") else 10
+            array = rng.integers(0, high, size=shape, dtype=np.uint8)
+            header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + b"".join(struct.pack(">I", s) for s in shape)
+            with gzip.open(raw / f"{prefix}-{kind}-ubyte.gz", "wb", compresslevel=1) as f:
+                f.write(header + array.tobytes())
+    return data_dir
+
+
+def scratch_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="dlbook-bench-"))
