@@ -1,0 +1,145 @@
+"""Base LightningDataModule for image datasets held in memory as uint8 tensors."""
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from dlbook.data.augment import random_crop, random_flip
+from dlbook.data.batches import TensorImageDataset, batch_loader
+from dlbook.data.spec import DataSpec
+from dlbook.errors import DatasetNotFoundError, DlbookError
+
+NORMALIZATIONS = ("standard", "symmetric", "unit")
+
+
+class InMemoryImageDataModule(L.LightningDataModule):
+    """Decodes a dataset once into uint8 tensors, batches by indexing, and normalises and augments
+    whole batches on the device they were moved to.
+
+    Subclasses give `input_shape`, `num_classes`, `class_names`, `mean`, `std`, and implement
+    `missing_files`, `download` and `load_split`.
+    """
+
+    name: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: tuple[str, ...] = ()
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(self, data_dir: str = "data", batch_size: int = 128, eval_batch_size: int | None = None,
+                 val_fraction: float = 0.1, split_seed: int = 42, shuffle_seed: int = 0,
+                 normalization: str = "standard", flip: bool = False, crop_padding: int = 0,
+                 download: bool = True, pin_memory: bool = False):
+        super().__init__()
+        if normalization not in NORMALIZATIONS:
+            raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
+        if not 0.0 <= val_fraction < 1.0:
+            raise DlbookError(f"data.val_fraction={val_fraction} must lie in [0, 1).")
+        if batch_size < 1:
+            raise DlbookError(f"data.batch_size={batch_size} must be a positive integer.")
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.shuffle_seed = shuffle_seed
+        self.normalization = normalization
+        self.flip = flip
+        self.crop_padding = crop_padding
+        self.download_allowed = download
+        self.pin_memory = pin_memory
+        self.data_train = self.data_val = self.data_test = None
+
+    # -- what subclasses provide -------------------------------------------------------------------
+    def missing_files(self, split: str) -> list[Path]:
+        """Files that `load_split(split)` needs and that are not on disk."""
+        raise NotImplementedError
+
+    def download(self) -> None:
+        raise NotImplementedError
+
+    def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (images uint8 N x C x H x W, labels int64 N) for split "train" or "test"."""
+        raise NotImplementedError
+
+    # -- Lightning hooks ---------------------------------------------------------------------------
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec("labelled_images", tuple(self.input_shape), self.num_classes, tuple(self.class_names))
+
+    def prepare_data(self) -> None:
+        missing = self.missing_files("train") + self.missing_files("test")
+        if not missing:
+            return
+        if self.download_allowed:
+            try:
+                self.download()
+                return
+            except Exception as error:  # no network, mirror down, bad checksum
+                reason = f"downloading it failed ({type(error).__name__}: {error})"
+        else:
+            reason = "data.download=false"
+        self.raise_missing(missing, reason)
+
+    def raise_missing(self, missing: list[Path], reason: str):
+        listed = ", ".join(str(path) for path in missing[:4]) + (" ..." if len(missing) > 4 else "")
+        raise DatasetNotFoundError(
+            f"Dataset '{self.name}' is not in {self.data_dir} and {reason}. Missing: {listed}. "
+            f"Put the files there in the layout shown, or point paths.data_dir (env DLBOOK_DATA_DIR) "
+            f"at a folder that holds them, or run once on a machine with network access to download them.")
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self.data_train is None:
+            images, labels = self._load_checked("train")
+            n_val = round(len(images) * self.val_fraction)
+            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
+            self.data_val = TensorImageDataset(images[order[:n_val]], labels[order[:n_val]])
+            self.data_train = TensorImageDataset(images[order[n_val:]], labels[order[n_val:]])
+        if stage in (None, "test", "predict") and self.data_test is None:
+            self.data_test = TensorImageDataset(*self._load_checked("test"))
+
+    def _load_checked(self, split: str):
+        missing = self.missing_files(split)
+        if missing:
+            self.raise_missing(missing, "it was not downloaded")
+        return self.load_split(split)
+
+    def train_dataloader(self):
+        return batch_loader(self.data_train, self.batch_size, shuffle=True, seed=self.shuffle_seed,
+                            pin_memory=self.pin_memory)
+
+    def val_dataloader(self):
+        if len(self.data_val) == 0:
+            return []
+        return batch_loader(self.data_val, self.eval_batch_size, shuffle=False, seed=0, pin_memory=self.pin_memory)
+
+    def test_dataloader(self):
+        return batch_loader(self.data_test, self.eval_batch_size, shuffle=False, seed=0, pin_memory=self.pin_memory)
+
+    def predict_dataloader(self):
+        return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        return self.preprocess(images, augment=self.trainer is not None and self.trainer.training), labels
+
+    def preprocess(self, images: torch.Tensor, augment: bool) -> torch.Tensor:
+        """uint8 batch -> normalised float batch, randomly cropped and flipped when augmenting."""
+        images = self.normalize(images)
+        if augment and self.crop_padding:
+            images = random_crop(images, self.crop_padding)
+        if augment and self.flip:
+            images = random_flip(images)
+        return images
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.float()
+        if self.normalization == "unit":
+            return images / 255.0
+        if self.normalization == "symmetric":  # [-1, 1], matching a tanh generator
+            return images / 127.5 - 1.0
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1) * 255.0
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1) * 255.0
+        return (images - mean) / std

@@ -1,0 +1,57 @@
+"""Batching of in-memory uint8 tensors: a batch is one indexing op, not batch_size calls to __getitem__."""
+
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+
+class TensorImageDataset(Dataset):
+    """Decoded images (N, C, H, W) uint8 and labels (N,) int64, served a whole batch at a time."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images = images
+        self.labels = labels.long()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]):
+        # DataLoader calls this with a whole batch of indices when it exists.
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+class EpochSeededSampler(RandomSampler):
+    """Shuffles with seed + epoch so an interrupted run resumes with the same batch order.
+
+    Subclassing RandomSampler lets Lightning swap in a DistributedSampler (also seed + epoch) under DDP.
+    """
+
+    def __init__(self, data_source, seed: int):
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
+def batch_loader(dataset: TensorImageDataset, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
+                 pin_memory: bool = False) -> DataLoader:
+    sampler = EpochSeededSampler(dataset, seed) if shuffle else SequentialSampler(dataset)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                      collate_fn=_already_batched, pin_memory=pin_memory)
+
+
+def _already_batched(batch):
+    return batch

@@ -1,0 +1,52 @@
+"""CIFAR-10 from the python-pickle release: <data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}."""
+
+import pickle
+
+import numpy as np
+import torch
+
+from dlbook.data.base import InMemoryImageDataModule
+from dlbook.errors import DlbookError
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+MD5 = "c58f30108f718f92721af3b95e74349a"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+class CIFAR10DataModule(InMemoryImageDataModule):
+    name = "cifar10"
+    input_shape = (3, 32, 32)
+    num_classes = 10
+    class_names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    mean = (0.4914, 0.4822, 0.4465)
+    std = (0.2470, 0.2435, 0.2616)
+
+    @property
+    def batch_dir(self):
+        return self.data_dir / "cifar-10-batches-py"
+
+    def _files(self, split):
+        return TRAIN_BATCHES if split == "train" else ("test_batch",)
+
+    def missing_files(self, split):
+        return [self.batch_dir / name for name in self._files(split) if not (self.batch_dir / name).exists()]
+
+    def download(self):
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(URL, str(self.data_dir), md5=MD5)
+
+    def load_split(self, split):
+        images, labels = [], []
+        for name in self._files(split):
+            path = self.batch_dir / name
+            try:
+                with open(path, "rb") as f:
+                    batch = pickle.load(f, encoding="latin1")
+                data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            except Exception as error:
+                raise DlbookError(f"{path} is not a CIFAR-10 batch ({type(error).__name__}: {error}); "
+                                  f"delete it and download again.") from error
+            images.append(torch.from_numpy(data))
+            labels.append(torch.as_tensor(batch["labels"], dtype=torch.long))
+        return torch.cat(images), torch.cat(labels)

@@ -1,0 +1,103 @@
+"""Any folder-per-class image dataset: <root>/train/<class>/*.png|jpg and <root>/test/<class>/..."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlbook.data.base import InMemoryImageDataModule
+from dlbook.errors import DlbookError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class ImageFolderDataModule(InMemoryImageDataModule):
+    """Images are decoded and resized to image_size x image_size once, at setup.
+
+    Without a test/ folder, test_fraction of train/ is held out (seeded by split_seed) as the test set.
+    Mean and std come from the training images and travel in the checkpoint.
+    """
+
+    name = "image_folder"
+
+    def __init__(self, root: str, image_size: int = 32, channels: int = 3, test_fraction: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        if channels not in (1, 3):
+            raise DlbookError(f"data.channels={channels} must be 1 (grey) or 3 (RGB).")
+        self.root = Path(root).expanduser().resolve()
+        self.image_size = image_size
+        self.channels = channels
+        self.test_fraction = test_fraction
+        self.input_shape = (channels, image_size, image_size)
+        self.mean = self.std = None
+        self._held_out = None
+
+    def _class_dirs(self, split_dir: Path) -> list[Path]:
+        return sorted(p for p in split_dir.iterdir() if p.is_dir()) if split_dir.is_dir() else []
+
+    @property
+    def class_names(self):
+        return tuple(p.name for p in self._class_dirs(self.root / "train"))
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def missing_files(self, split):
+        train = self.root / "train"
+        return [] if self._class_dirs(train) else [train / "<class>" / "<image>.png"]
+
+    def raise_missing(self, missing, reason):
+        raise DlbookError(f"data=image_folder found no class folders under {self.root / 'train'}: "
+                          f"lay images out as <root>/train/<class>/<image> (and optionally <root>/test/<class>/...) "
+                          f"and set data.root to that folder.")
+
+    def download(self):
+        raise OSError("an image folder has nowhere to download from")
+
+    def _decode_folder(self, split_dir: Path):
+        names = self.class_names
+        files, labels = [], []
+        for label, name in enumerate(names):
+            for path in sorted((split_dir / name).iterdir()) if (split_dir / name).is_dir() else []:
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append(path)
+                    labels.append(label)
+        if not files:
+            raise DlbookError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {split_dir}/<class>/.")
+        from PIL import Image
+
+        mode = "L" if self.channels == 1 else "RGB"
+        images = np.empty((len(files), self.image_size, self.image_size, self.channels), dtype=np.uint8)
+        for i, path in enumerate(files):
+            with Image.open(path) as image:
+                image = image.convert(mode).resize((self.image_size, self.image_size), Image.BILINEAR)
+                images[i] = np.asarray(image).reshape(self.image_size, self.image_size, self.channels)
+        return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels)
+
+    def _train_and_test(self):
+        if self._held_out is None:
+            images, labels = self._decode_folder(self.root / "train")
+            if self._class_dirs(self.root / "test"):
+                test = self._decode_folder(self.root / "test")
+                train = (images, labels)
+            else:
+                n_test = round(len(images) * self.test_fraction)
+                order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
+                test = images[order[:n_test]], labels[order[:n_test]]
+                train = images[order[n_test:]], labels[order[n_test:]]
+            if self.mean is None:
+                pixels = train[0].float().div(255.0).transpose(0, 1).reshape(self.channels, -1)
+                self.mean = tuple(pixels.mean(1).tolist())
+                self.std = tuple(pixels.std(1).clamp_min(1e-3).tolist())
+            self._held_out = {"train": train, "test": test}
+        return self._held_out
+
+    def load_split(self, split):
+        return self._train_and_test()[split]
+
+    def state_dict(self):
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state):
+        self.mean, self.std = state["mean"], state["std"]
