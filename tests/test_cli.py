@@ -82,3 +82,16 @@ def test_sweep_runs_one_job_per_value(tmp_path):
     lrs = [(sweep / job / ".hydra" / "overrides.yaml").read_text() for job in jobs]
     assert "optimizer.lr=0.001" in lrs[0] and "optimizer.lr=0.0003" in lrs[1]
     assert all((sweep / job / "metrics.json").exists() for job in jobs)
+
+
+def test_help_does_not_import_torch(tmp_path):
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['train.py', '--help']\n"
+             "try:\n"
+             f"    runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "print('imported torch:', 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert "imported torch: False" in result.stdout, result.stdout + result.stderr
+    assert "model: " in result.stdout and "lenet5" in result.stdout  # the groups and choices are listed

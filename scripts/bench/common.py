@@ -51,3 +51,20 @@ def write_random_mnist(data_dir: Path, n_train: int = 60000, n_test: int = 10000
 
 def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="dlbook-bench-"))
+
+
+def write_random_cifar10(data_dir: Path, n_train: int = 50000, n_test: int = 10000, seed: int = 0) -> Path:
+    """Random images in CIFAR-10's python-pickle layout (five training batches and a test batch)."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder = data_dir / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)]
+    sizes = [n_train // 5] * 5 + [n_test]
+    for name, n in zip(names + ["test_batch"], sizes):
+        batch = {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, size=n).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return data_dir
