@@ -50,12 +50,13 @@ def make_callback_class():
     return type("StepTimerCallback", (StepTimer, Callback), {})
 
 
-def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: int, extra: list[str]):
+def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: int, logger: str,
+                 extra: list[str]):
     from dlbook.train import train
 
     overrides = [f"model={model}", "data=mnist", f"paths.data_dir={data_dir}", f"paths.root_dir={out_dir}",
                  f"data.batch_size={batch_size}", "data.val_fraction=0", "trainer.max_epochs=1", "test=false",
-                 f"trainer.accelerator={accelerator}", "logger=wandb", "extras.print_config=false",
+                 f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false",
                  "+callbacks.step_timer._target_=__main__.StepTimerCallback", f"+callbacks.step_timer.key={model}", *extra]
     metrics, objects = train(compose_run(overrides, out_dir / f"dlbook-{model}-{time.monotonic_ns()}"))
     return objects["datamodule"], objects["model"]
@@ -99,6 +100,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--logger", default="wandb", help="logger= choice of the dlbook runs")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides for the dlbook runs")
     args = parser.parse_args()
 
@@ -111,7 +113,7 @@ def main():
         plain = []
         for _ in range(args.repeats):
             datamodule, task = dlbook_epoch(model, data_dir, work, args.accelerator, args.batch_size,
-                                            args.overrides)
+                                            args.logger, args.overrides)
             plain.append(plain_epoch(datamodule, task, args.accelerator, args.batch_size, seed=42))
         ours, theirs = statistics.median(TIMES[model]), statistics.median(plain)
         print(f"{model:<12} {theirs * 1e3:>14.3f} {ours * 1e3:>15.3f} {ours / theirs:>7.3f}", flush=True)
