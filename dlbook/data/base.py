@@ -51,6 +51,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.download_allowed = download
         self.pin_memory = pin_memory
         self.data_train = self.data_val = self.data_test = None
+        self._standardization_cache = None
 
     # -- what subclasses provide -------------------------------------------------------------------
     def missing_files(self, split: str) -> list[Path]:
@@ -140,6 +141,14 @@ class InMemoryImageDataModule(L.LightningDataModule):
             return images / 255.0
         if self.normalization == "symmetric":  # [-1, 1], matching a tanh generator
             return images / 127.5 - 1.0
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1) * 255.0
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1) * 255.0
-        return (images - mean) / std
+        scale, shift = self._standardization(images.device)
+        return torch.addcmul(shift, images, scale)  # (x / 255 - mean) / std
+
+    def _standardization(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        # Made once per device: building them from Python floats every batch is a host-to-device copy.
+        key = (device, self.mean, self.std)
+        if self._standardization_cache is None or self._standardization_cache[0] != key:
+            mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+            std = torch.tensor(self.std).view(1, -1, 1, 1)
+            self._standardization_cache = (key, (1.0 / (255.0 * std)).to(device), (-mean / std).to(device))
+        return self._standardization_cache[1:]
