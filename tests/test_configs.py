@@ -17,7 +17,10 @@ def choices(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
 
 
-MODELS, DATA = choices("model"), choices("data")
+DATA = choices("data")
+# Classifiers; the GAN models are paired with data in test_gan.py.
+MODELS = [model for model in choices("model")
+          if "ClassificationTask" in (CONF / "model" / f"{model}.yaml").read_text()]
 # Pairs that must be refused: LeNet-5 needs 28x28 to 32x32 inputs.
 MISMATCHED = {("lenet5", "digits")}
 

@@ -25,9 +25,14 @@ class Task(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
+        scheduler = self.scheduler_for(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+
+    def scheduler_for(self, optimizer) -> dict | None:
+        """Lightning's scheduler entry for optimizer ({"scheduler", "interval"[, "monitor"]}), or None."""
         factory = self.scheduler_config.get("scheduler")
         if factory is None:
-            return optimizer
+            return None
         # Schedules that span the run take their length from the trainer unless the config fixes it.
         keywords = getattr(factory, "keywords", {})
         if "total_steps" in keywords and keywords["total_steps"] is None:
@@ -39,7 +44,7 @@ class Task(L.LightningModule):
         scheduler = {"scheduler": factory(optimizer), "interval": self.scheduler_config.get("interval", "epoch")}
         if self.scheduler_config.get("monitor"):
             scheduler["monitor"] = self.scheduler_config["monitor"]
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return scheduler
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_config is not None:
