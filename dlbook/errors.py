@@ -15,3 +15,7 @@ class IncompatibleDataError(DlbookError):
 
 class CheckpointError(DlbookError):
     pass
+
+
+class NonFiniteLossError(DlbookError):
+    """The training loss became NaN or infinite."""

@@ -8,11 +8,13 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate_group, register_resolvers)
+from dlbook.errors import DlbookError
+from dlbook.utils.config import apply_extras, choices, config_dir, instantiate_group, register_resolvers
 from dlbook.utils.entry import close_wandb, guarded, scalar_metrics, write_summary
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
+RESTORE_MODES = ("full", "weights")
 
 
 def build_datamodule(cfg: DictConfig):
@@ -29,7 +31,7 @@ def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
     """The task of cfg.model sized by data_spec; a model that cannot take this data is a DlbookError."""
     from hydra.utils import instantiate
 
-    from dlbook.errors import DlbookError, IncompatibleDataError
+    from dlbook.errors import IncompatibleDataError
 
     optimizer = instantiate(cfg.optimizer)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -64,6 +66,34 @@ def data_choices_for(model_cfg: DictConfig) -> list[str]:
     return fitting
 
 
+def continue_wandb_run(cfg: DictConfig, output_dir: str) -> None:
+    """One W&B run per run directory: its id is kept in the directory, so resuming there continues the run."""
+    import secrets
+    from pathlib import Path
+
+    from omegaconf import open_dict
+
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not wandb_cfg or wandb_cfg.get("id"):
+        return
+    id_file = Path(output_dir) / "wandb_run_id"
+    run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)
+    id_file.write_text(run_id + "\n")
+    with open_dict(wandb_cfg):
+        wandb_cfg.id = run_id
+        wandb_cfg.resume = "allow"
+
+
+def load_weights(model, ckpt_path) -> None:
+    from dlbook.errors import CheckpointError
+    from dlbook.utils.checkpoints import load_checkpoint
+
+    try:
+        model.load_state_dict(load_checkpoint(ckpt_path)["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(f"The weights in ckpt_path={ckpt_path} do not fit this model: {error}") from None
+
+
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
@@ -75,6 +105,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     output_dir = HydraConfig.get().runtime.output_dir
     run_choices = choices()
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir) if cfg.get("ckpt_path") else None
+    restore = cfg.get("ckpt_restore", "full")
+    if restore not in RESTORE_MODES:
+        raise DlbookError(f"ckpt_restore={restore} is not one of {', '.join(RESTORE_MODES)}.")
+    continue_wandb_run(cfg, output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -96,10 +130,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})
 
+    if ckpt_path and restore == "weights":  # fine-tuning: the weights, but a fresh optimizer, schedule and count
+        load_weights(model, ckpt_path)
     train_metrics = {}
     if cfg.get("train"):
-        log.info("Training" + (f", resumed from {ckpt_path}" if ckpt_path else ""))
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        log.info("Training" + (f", resumed from {ckpt_path}" if ckpt_path and restore == "full" else ""))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path if restore == "full" else None)
         train_metrics = scalar_metrics(trainer.callback_metrics)
 
     test_metrics, best_path = {}, ""
@@ -128,11 +164,13 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     apply_extras(cfg)
-    metrics, _ = guarded(train, cfg)
+    result = guarded(train, cfg)
     metric_name = cfg.get("optimized_metric")
-    if metric_name and metric_name in metrics:
-        return metrics[metric_name]  # what a sweeper minimises or maximises
-    return None
+    if not metric_name:
+        return None
+    metrics = result[0] if result else {}
+    # What a sweeper minimises or maximises; NaN marks a failed job, which Optuna records as a failed trial.
+    return metrics.get(metric_name, float("nan"))
 
 
 if __name__ == "__main__":

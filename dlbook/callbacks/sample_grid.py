@@ -5,6 +5,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
+from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid, save_image
 
 from dlbook.errors import DlbookError
@@ -49,5 +50,6 @@ class SampleGrid(L.Callback):
         folder = Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "samples"
         grid = save_grid(images, folder / f"step_{task.batches:06d}.png", task.grid_columns(len(images)))
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image("samples", [grid], step=trainer.global_step, caption=[f"batch {task.batches}"])
+            if isinstance(logger, WandbLogger):  # as a PIL image: W&B versions disagree on the range of tensors
+                logger.log_image("samples", [to_pil_image(grid)], step=trainer.global_step,
+                                 caption=[f"batch {task.batches}"])

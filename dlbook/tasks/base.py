@@ -3,11 +3,13 @@
 from collections.abc import Callable
 
 import lightning as L
+import torch
 
 from dlbook.data.spec import DataSpec
-from dlbook.errors import IncompatibleDataError
+from dlbook.errors import IncompatibleDataError, NonFiniteLossError
 
 CONFIG_KEY = "dlbook_config"  # checkpoint entry holding the resolved run config, read back by eval.py
+RNG_KEY = "dlbook_rng_states"
 
 
 class Task(L.LightningModule):
@@ -22,6 +24,30 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_config = scheduler or {}
         self.run_config: dict | None = None
+        self._first_nonfinite_step: torch.Tensor | None = None  # on the device: -1 while every loss is finite
+
+    def watch_loss(self, loss: torch.Tensor) -> None:
+        """Note, without a host sync, the first step whose loss is NaN or infinite; checked every few steps."""
+        if self._first_nonfinite_step is None:
+            self._first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=loss.device)
+        first = self._first_nonfinite_step
+        self._first_nonfinite_step = torch.where((first < 0) & ~torch.isfinite(loss.detach()),
+                                                 self.trainer.global_step, first)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        # One host sync every log_every_n_steps and at the end of each epoch, before validation and checkpoints.
+        end_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
+        if self._first_nonfinite_step is None or not (
+                end_of_epoch or self.trainer.global_step % self.trainer.log_every_n_steps == 0):
+            return
+        step = int(self._first_nonfinite_step)
+        if step >= 0:
+            last = self.trainer.checkpoint_callback.last_model_path if self.trainer.checkpoint_callback else ""
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved yet"
+            raise NonFiniteLossError(
+                f"The training loss became NaN or infinite at step {step} (epoch {self.current_epoch}); training "
+                f"stopped and {kept}. Lower optimizer.lr, set trainer.gradient_clip_val, or use "
+                f"trainer.precision=32-true.")
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
@@ -49,3 +75,14 @@ class Task(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        # Dropout and augmentation draw from these: a resumed run continues the same random streams.
+        checkpoint[RNG_KEY] = {"torch": torch.get_rng_state(),
+                               "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get(RNG_KEY)
+        if rng is None:
+            return
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])

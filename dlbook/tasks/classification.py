@@ -44,7 +44,9 @@ class ClassificationTask(Task):
         self.log(f"{stage}/acc", getattr(self, f"{stage}_acc"), prog_bar=True)
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        self.watch_loss(loss)
+        return loss
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")

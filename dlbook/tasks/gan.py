@@ -170,6 +170,7 @@ class GANTask(Task):
         return (gradients.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
     def _optimize(self, optimizer, loss: torch.Tensor) -> None:
+        self.watch_loss(loss)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.gradient_clip_val:
@@ -188,6 +189,7 @@ class GANTask(Task):
             scheduler.step()
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
         self._step_schedulers("step")
 
     def on_train_epoch_end(self) -> None:
@@ -199,4 +201,5 @@ class GANTask(Task):
         checkpoint[BATCHES_KEY] = self.batches
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.batches = checkpoint.get(BATCHES_KEY, 0)

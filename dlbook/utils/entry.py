@@ -1,5 +1,7 @@
-"""What train and eval do around their work: user errors as one paragraph, loggers closed, metrics.json."""
+"""What train and eval do around their work: user errors as one paragraph, loggers closed, metrics.json,
+and in a sweep, a failed job recorded instead of ending the sweep."""
 
+import csv
 import json
 import logging
 import math
@@ -9,21 +11,41 @@ from pathlib import Path
 from dlbook.errors import DlbookError
 
 log = logging.getLogger("dlbook")
+FAILED = "failed"
 
 
 def guarded(work, cfg):
-    """Run work(cfg); a DlbookError ends the process with its message and exit status 1, no stack trace."""
+    """Run work(cfg) and return its result.
+
+    A DlbookError in a single run ends the process with its message and exit status 1, no stack trace.
+    In a sweep (-m) any error fails only its job: it is logged, written to the job's metrics.json, and
+    None is returned so the sweeper records the trial as failed and goes on.
+    """
     import lightning
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     # Lightning adds its own console handler; Hydra's already print to the console and the run's log file.
     logging.getLogger(lightning.__name__).handlers.clear()
+    hydra_cfg = HydraConfig.get()
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         return work(cfg)
-    except DlbookError as error:
-        log.error(str(error))
-        sys.exit(1)
+    except Exception as error:
+        if not sweeping and not isinstance(error, DlbookError):
+            raise
+        if isinstance(error, DlbookError):
+            log.error(str(error))
+        else:
+            log.exception(f"Job failed: {type(error).__name__}: {error}")
+        if not sweeping:
+            sys.exit(1)
+        write_summary(hydra_cfg.runtime.output_dir, {"status": FAILED, "error": f"{type(error).__name__}: {error}"})
+        return None
     finally:
         close_wandb()
+        if sweeping:
+            write_sweep_summary(Path(hydra_cfg.sweep.dir))
 
 
 def close_wandb() -> None:
@@ -43,4 +65,30 @@ def write_summary(output_dir: str, summary: dict) -> Path:
     clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
              for key, value in summary.items()}
     path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def write_sweep_summary(sweep_dir: Path) -> Path:
+    """summary.csv in the sweep directory: one row per finished job, its overrides and final metrics.
+
+    Rebuilt from the jobs' own files after every job, so it is complete whatever order jobs end in.
+    """
+    import yaml
+
+    rows = []
+    for job_dir in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)):
+        metrics_file, overrides_file = job_dir / "metrics.json", job_dir / ".hydra" / "overrides.yaml"
+        if not metrics_file.exists():
+            continue  # still running
+        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
+        metrics = json.loads(metrics_file.read_text())
+        row = {"job": job_dir.name, "status": metrics.pop("status", "completed"), "overrides": " ".join(overrides)}
+        row.update({key: value for key, value in metrics.items() if not isinstance(value, (dict, list))})
+        rows.append(row)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    path = sweep_dir / "summary.csv"
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
     return path

@@ -1,0 +1,25 @@
+"""Save last.ckpt when the process is told to stop (SIGTERM: a scheduler's preemption, `kill`, a timeout)."""
+
+import logging
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointOnPreemption(Callback):
+    """Lightning turns SIGTERM into an exception at the next batch boundary; this writes the interrupted state
+    to <checkpoints>/last.ckpt, so `ckpt_path=last run_dir=<run>` continues from that step.
+
+    Only SIGTERM: other errors (a NaN loss, a bug) must not replace the last good checkpoint.
+    """
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        checkpoint = trainer.checkpoint_callback
+        if not isinstance(exception, SIGTERMException) or checkpoint is None or not trainer.training:
+            return
+        path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
+        trainer.save_checkpoint(path)
+        log.info(f"Saved a checkpoint on SIGTERM at step {trainer.global_step}: {path}")
