@@ -1,0 +1,177 @@
+"""GAN family: every GAN model trains through dlbook.train, the generator learns, resume, samples, bad input."""
+
+import csv
+import math
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlbook.data.spec import DataSpec
+from dlbook.errors import DlbookError
+from dlbook.nets.gan_mlp import MLPDiscriminator, MLPGenerator
+from dlbook.tasks.gan import BATCHES_KEY, GANTask
+from dlbook.train import build_datamodule, build_model, train
+from tests.datasets import write_cifar10, write_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+# The convolutional GANs need 28-64 px images; narrow nets and small batches keep them quick on a CPU.
+SMALL_DCGAN = ["model.generator.features=8", "model.discriminator.features=8", "data.batch_size=32"]
+GAN_RUNS = {  # model -> (dataset writer or None for the bundled digits, overrides)
+    "gan": (None, []), "lsgan": (None, []), "wgan": (None, []), "cgan": (None, []),
+    "dcgan": (write_cifar10, ["data=cifar10", "data.download=false", *SMALL_DCGAN]),
+    "wgan_gp": (write_mnist, ["data=mnist", "data.download=false", *SMALL_DCGAN]),
+}
+BATCHES = 12  # per epoch
+
+
+def epoch_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [row for row in csv.DictReader(f) if row.get("train/d_loss")]
+
+
+@pytest.mark.parametrize("model", GAN_RUNS)
+def test_every_gan_trains(run_config, tmp_path, model):
+    write_data, overrides = GAN_RUNS[model]
+    if write_data:
+        write_data(tmp_path / "data")
+    cfg = run_config([f"model={model}", *overrides, "trainer.max_epochs=2",
+                      f"++trainer.limit_train_batches={BATCHES}", "logger=csv", "callbacks.sample_grid.every_n_batches=5"])
+    assert cfg.data.normalization == "symmetric" and cfg.test is False
+    _, objects = train(cfg)
+    task, run_dir = objects["model"], tmp_path / "run"
+
+    rows = epoch_rows(run_dir)
+    assert len(rows) == 2
+    for name in ("train/d_loss", "train/g_loss"):
+        values = [float(row[name]) for row in rows]
+        assert all(math.isfinite(value) for value in values) and values[0] != values[1], (name, values)
+    if model.startswith("wgan"):
+        assert all(math.isfinite(float(row["train/critic_estimate"])) for row in rows)
+    if model == "wgan_gp":
+        assert all(float(row["train/gp"]) >= 0 for row in rows)
+    if model == "wgan":  # the critic's weights stay clipped
+        assert max(p.abs().max() for p in task.discriminator.parameters()) <= cfg.model.clip_value + 1e-7
+
+    # One discriminator step per batch, one generator step every n_critic batches; the counter counts batches.
+    assert task.batches == 2 * BATCHES
+    generator_steps = math.ceil(2 * BATCHES / cfg.model.n_critic)
+    assert objects["trainer"].global_step == 2 * BATCHES + generator_steps
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)[BATCHES_KEY] == 2 * BATCHES
+
+    grids = sorted(path.name for path in (run_dir / "samples").glob("*.png"))
+    assert grids == ["step_000005.png", "step_000010.png", "step_000015.png", "step_000020.png", "step_000024.png"]
+    if model == "cgan":  # one row of 8 per class: 10 rows of 8x8 digits with 2 px of padding
+        assert Image.open(run_dir / "samples" / grids[-1]).size == (8 * 10 + 2, 10 * 10 + 2)
+
+
+def sine_points(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Points (x / pi, sin x), x uniform in [-pi, pi], as 1x1x2 "images" (the sine GAN of The Deep Learning
+    Workshop, ch. 7, scaled into the generator's tanh range)."""
+    x = (torch.rand(n, generator=generator) * 2 - 1) * math.pi
+    return torch.stack([x / math.pi, torch.sin(x)], dim=1).view(n, 1, 1, 2)
+
+
+def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean distance from each point to the nearest of the other set, both ways: small only if the sets overlap."""
+    distances = torch.cdist(a.flatten(1), b.flatten(1))
+    return (distances.min(dim=1).values.mean() + distances.min(dim=0).values.mean()).item()
+
+
+def test_generator_learns_the_sine_curve():
+    L.seed_everything(0, verbose=False)
+    rng = torch.Generator().manual_seed(0)
+    real, held_out = sine_points(2048, rng), sine_points(512, rng)
+    task = GANTask(partial(MLPGenerator, hidden_sizes=(64, 64)), partial(MLPDiscriminator, hidden_sizes=(64, 64)),
+                   DataSpec("labelled_images", (1, 1, 2), 1), latent_dim=8,
+                   optimizer=partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.999)))
+    noise, _ = task.sample_inputs(512)
+    untrained = chamfer(task.generate(noise), held_out)
+    trainer = L.Trainer(max_epochs=60, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(task, DataLoader(TensorDataset(real, torch.zeros(len(real), dtype=torch.long)), batch_size=128,
+                                 shuffle=True))
+    trained = chamfer(task.generate(noise), held_out)
+    assert trained < 0.5 * untrained, (untrained, trained)
+
+
+def test_resume_continues_the_batch_counter_and_keeps_the_fixed_noise(run_config, tmp_path):
+    common = ["model=gan", f"++trainer.limit_train_batches={BATCHES}", "callbacks.sample_grid.every_n_batches=100"]
+    _, first = train(run_config([*common, "trainer.max_epochs=1", "seed=1"]))
+    fixed_noise = first["model"].fixed_noise.clone()
+
+    # Another seed would draw other fixed noise; the checkpoint's must win.
+    _, resumed = train(run_config([*common, "trainer.max_epochs=2", "seed=2", "ckpt_path=last"]))
+    task = resumed["model"]
+    assert task.batches == 2 * BATCHES
+    assert torch.equal(task.fixed_noise, fixed_noise)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint[BATCHES_KEY] == 2 * BATCHES
+    assert [int(state["state"][0]["step"]) for state in checkpoint["optimizer_states"]] == [2 * BATCHES] * 2
+    assert {path.name for path in (tmp_path / "run" / "samples").glob("*.png")} == {
+        f"step_{BATCHES:06d}.png", f"step_{2 * BATCHES:06d}.png"}
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_the_scheduler_steps_both_optimizers(run_config, interval):
+    _, objects = train(run_config(["model=gan", "scheduler=step", "scheduler.scheduler.step_size=2", "scheduler.scheduler.gamma=0.5",
+                                   f"scheduler.interval={interval}", "trainer.max_epochs=2",
+                                   "++trainer.limit_train_batches=3"]))
+    steps = 2 if interval == "epoch" else 2 * 3
+    for optimizer in objects["trainer"].optimizers:
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** (steps // 2))
+
+
+def test_wandb_gets_the_sample_grids(run_config, tmp_path, monkeypatch):
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login: offline
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    train(run_config(["model=gan", "logger=wandb", "trainer.max_epochs=1", "++trainer.limit_train_batches=4",
+                      "callbacks.sample_grid.every_n_batches=2"]))
+    images = list((tmp_path / "run" / "wandb").glob("offline-run-*/files/media/images/samples_*.png"))
+    assert len(images) == 2
+    assert all(Image.open(path).getextrema()[0][1] > 0 for path in images)  # not blank
+
+
+def test_sample_script_draws_one_row_per_class(run_config, tmp_path):
+    train(run_config(["model=cgan", "trainer.max_epochs=1", "++trainer.limit_train_batches=3"]))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sample.py"), f"ckpt_path={tmp_path / 'run'}",
+                             "n=25", f"output={tmp_path / 'grid.png'}", f"paths.log_dir={tmp_path / 'outputs'}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert Image.open(tmp_path / "grid.png").size == (2 * 10 + 2, 10 * 10 + 2)  # 2 of each of 10 classes
+
+
+def test_sample_script_refuses_a_classifier(run_config, tmp_path):
+    train(run_config(["trainer.max_epochs=1", "++trainer.limit_train_batches=2"]))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sample.py"), f"ckpt_path={tmp_path / 'run'}",
+                             f"paths.log_dir={tmp_path / 'outputs'}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "not a GAN" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model=gan", "model.loss=hinge"], "model.loss='hinge' is not one of non_saturating, least_squares"),
+    (["model=gan", "model.clip_value=0.01"], "needs model.loss=wasserstein"),
+    (["model=wgan_gp", "data=mnist", "data.download=false", "model.discriminator.norm=batch"], "set model.discriminator.norm=layer"),
+    (["model=dcgan", "data=mnist", "data.download=false", "model.discriminator.norm=group"], "norm='group' is not one of batch, layer"),
+    (["model=dcgan"], "DCGAN takes square images of 28x28, 32x32, 64x64 pixels, the data gives 8x8"),
+    (["model=gan", "scheduler=plateau"], "watches val/loss"),
+])
+def test_bad_gan_settings_are_one_clear_error(run_config, tmp_path, overrides, message):
+    write_mnist(tmp_path / "data")
+    cfg = run_config(overrides)
+    with pytest.raises(DlbookError, match=message):
+        build_model(cfg, build_datamodule(cfg).spec, {})
+
+
+def test_classification_runs_are_unchanged(run_config):
+    cfg = run_config()
+    assert "sample_grid" not in cfg.callbacks
+    assert cfg.monitor == "val/acc" and cfg.data.normalization == "standard" and cfg.test is True
