@@ -84,6 +84,23 @@ def continue_wandb_run(cfg: DictConfig, output_dir: str) -> None:
         wandb_cfg.resume = "allow"
 
 
+def point_ddp_ranks_at_this_job(output_dir: str) -> None:
+    """Lightning's DDP launcher starts ranks 1.. by re-running this command line into hydra.run.dir. In a sweep
+    that command line is the whole sweep; make it this job's overrides, writing into this job's directory."""
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import read_write
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, f"run_dir={output_dir}"]
+    with read_write(hydra_cfg):
+        hydra_cfg.run.dir = output_dir
+
+
 def load_weights(model, ckpt_path) -> None:
     from dlbook.errors import CheckpointError
     from dlbook.utils.checkpoints import load_checkpoint
@@ -126,6 +143,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
     if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a progress bar callback then
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
+    point_ddp_ranks_at_this_job(output_dir)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})

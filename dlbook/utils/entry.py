@@ -5,6 +5,7 @@ import csv
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def guarded(work, cfg):
     logging.getLogger(lightning.__name__).handlers.clear()
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    environment = dict(os.environ)  # DDP adds MASTER_PORT and friends; the next job of a sweep starts clean
     try:
         return work(cfg)
     except Exception as error:
@@ -45,7 +47,17 @@ def guarded(work, cfg):
     finally:
         close_wandb()
         if sweeping:
+            end_process_group()
+            os.environ.clear()
+            os.environ.update(environment)
             write_sweep_summary(Path(hydra_cfg.sweep.dir))
+
+
+def end_process_group() -> None:
+    """Leave the DDP process group of this job, whose other ranks have exited."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def close_wandb() -> None:
