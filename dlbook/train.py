@@ -187,8 +187,16 @@ def main(cfg: DictConfig) -> float | None:
     if not metric_name:
         return None
     metrics = result[0] if result else {}
-    # What a sweeper minimises or maximises; NaN marks a failed job, which Optuna records as a failed trial.
-    return metrics.get(metric_name, float("nan"))
+    return metrics.get(metric_name, worst_value())  # what a sweeper minimises or maximises
+
+
+def worst_value() -> float:
+    """What a failed job reports to the sweeper: the worst value of its direction, so Optuna steers away from
+    it (Optuna's Hydra sweeper cannot take NaN); NaN for sweepers without a direction."""
+    from hydra.core.hydra_config import HydraConfig
+
+    direction = str(HydraConfig.get().sweeper.get("direction", ""))
+    return {"maximize": float("-inf"), "minimize": float("inf")}.get(direction, float("nan"))
 
 
 if __name__ == "__main__":

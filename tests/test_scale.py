@@ -1,0 +1,174 @@
+"""Sweeps, Optuna, DDP on CPU processes, mixed precision, resume (exact, weights-only, W&B run), preemption,
+NaN losses and the SLURM launcher config."""
+
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlbook.errors import NonFiniteLossError
+from dlbook.train import train
+from tests.test_cli import QUIET, ROOT, output, run
+
+POISON = "+callbacks.poison._target_=tests.callbacks.PoisonWeights"
+
+
+def sweep_dir(tmp_path) -> Path:
+    return next((tmp_path / "outputs" / "train" / "multiruns").iterdir())
+
+
+def read_summary(tmp_path) -> list[dict]:
+    with open(sweep_dir(tmp_path) / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # job 0 diverges in its first epoch (weights poisoned to NaN), job 1 never does
+    result = run("train.py", "-m", POISON, "+callbacks.poison.at_epoch=0,99", "trainer.max_epochs=1", *QUIET,
+                 cwd=tmp_path)
+    assert result.returncode == 0, output(result)
+    rows = read_summary(tmp_path)
+    assert [row["status"] for row in rows] == ["failed", "completed"]
+    assert "NaN or infinite at step 0" in rows[0]["error"]
+    assert float(rows[1]["test/acc"]) > 0.5 and "at_epoch=99" in rows[1]["overrides"]
+
+
+def test_optuna_study_in_sqlite_resumes_and_takes_failed_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search = ["hparams_search=mnist_optuna", "data=digits", "trainer.max_epochs=1", "hydra.sweeper.n_trials=2",
+              "hydra.sweeper.sampler.n_startup_trials=1", f"hydra.sweeper.storage={storage}", *QUIET]
+    failing = run("train.py", *search, POISON, cwd=tmp_path)
+    assert failing.returncode == 0, output(failing)
+    resumed = run("train.py", *search, cwd=tmp_path)
+    assert resumed.returncode == 0, output(resumed)
+
+    import optuna
+
+    trials = optuna.load_study(study_name="mnist_mlp", storage=storage).trials
+    values = [trial.value for trial in trials]
+    assert len(trials) == 4  # the second run continued the stored study
+    assert values[:2] == [float("-inf")] * 2  # failed trials get the worst value of a maximisation
+    assert all(0.1 < value <= 1.0 for value in values[2:])
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    (tmp_path / "single").mkdir()
+    single = run("train.py", "trainer.max_epochs=1", *QUIET, cwd=tmp_path / "single")
+    assert single.returncode == 0, output(single)
+    ddp = run("train.py", "trainer=ddp_cpu", "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
+    assert ddp.returncode == 0, output(ddp)
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output(ddp)
+
+    def summary(root):
+        (run_dir,) = (root / "outputs" / "train" / "runs").iterdir()
+        return json.loads((run_dir / "metrics.json").read_text())
+
+    one, two = summary(tmp_path / "single"), summary(tmp_path)
+    assert set(one) == set(two)
+    # each process takes half of every global batch's worth of data: half the steps per epoch
+    assert two["global_step"] == (one["global_step"] + 1) // 2
+    assert two["test/acc"] > 0.5
+
+
+def test_ddp_inside_a_sweep(tmp_path):
+    result = run("train.py", "-m", "trainer=ddp_cpu", "optimizer.lr=1e-3,3e-4", "trainer.max_epochs=1", *QUIET,
+                 cwd=tmp_path)
+    assert result.returncode == 0, output(result)
+    assert [row["status"] for row in read_summary(tmp_path)] == ["completed", "completed"]
+    assert not (tmp_path / "outputs" / "train" / "runs").exists()  # the other ranks wrote into the jobs' dirs
+
+
+def test_bf16_mixed_precision_on_cpu(run_config):
+    metrics, objects = train(run_config(["trainer.precision=bf16-mixed", "trainer.max_epochs=5"]))
+    assert objects["trainer"].precision == "bf16-mixed"
+    assert metrics["test/acc"] > 0.8
+
+
+def test_resume_after_a_crash_is_exact(run_config, tmp_path):
+    setup = ["model.net.dropout=0.3", "trainer.max_epochs=3", "trainer.deterministic=true"]
+    uninterrupted, _ = train(run_config(setup, run_name="whole"))
+    crash = [*setup, "+callbacks.crash._target_=tests.callbacks.CrashAfterEpoch", "+callbacks.crash.epoch=0"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(run_config(crash, run_name="interrupted"))
+    resumed, objects = train(run_config([*setup, "ckpt_path=last"], run_name="interrupted"))
+    assert objects["trainer"].current_epoch == 3
+    for name in ("train/loss", "val/loss", "val/acc", "test/acc", "test/loss"):
+        assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-6), name
+
+
+def test_weights_only_restore_starts_a_fresh_optimizer(run_config, tmp_path):
+    train(run_config(["trainer.max_epochs=1"], run_name="first"))
+    source = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    steps = torch.load(source, weights_only=False)["global_step"]
+    _, objects = train(run_config([f"ckpt_path={source}", "ckpt_restore=weights", "optimizer.lr=0",
+                                   "trainer.max_epochs=1"], run_name="finetune"))
+    assert objects["trainer"].global_step == steps  # counted from zero again
+    loaded = torch.load(source, weights_only=False)["state_dict"]
+    for name, value in objects["model"].state_dict().items():
+        if name.startswith("net."):
+            assert torch.equal(value, loaded[name]), name  # lr 0: the weights are the checkpoint's
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_config, tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"at step \d+ \(epoch 1\).*last\.ckpt"):
+        train(run_config(["trainer.max_epochs=3", POISON, "+callbacks.poison.at_epoch=1"]))
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["epoch"] == 0  # written after the first epoch, before the weights went bad
+    assert all(torch.isfinite(value).all() for value in last["state_dict"].values() if value.is_floating_point())
+
+
+def test_sigterm_saves_a_checkpoint(tmp_path):
+    env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data")}
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer.max_epochs=10000", *QUIET],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    last = None
+    while time.monotonic() < deadline and last is None:
+        found = glob.glob(str(tmp_path / "outputs" / "train" / "runs" / "*" / "checkpoints" / "last.ckpt"))
+        last = Path(found[0]) if found else None
+        time.sleep(0.2)
+    assert last is not None, "no checkpoint appeared"
+    time.sleep(1.0)  # let it train on
+    process.send_signal(signal.SIGTERM)
+    log, _ = process.communicate(timeout=120)
+    assert "Saved a checkpoint on SIGTERM" in log, log[-3000:]
+    checkpoint = torch.load(last, weights_only=False)
+    assert checkpoint["global_step"] > 0 and "optimizer_states" in checkpoint
+
+
+def test_resume_continues_the_wandb_run(run_config, tmp_path, monkeypatch):
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    train(run_config(["logger=wandb", "trainer.max_epochs=1"]))
+    run_id = (tmp_path / "run" / "wandb_run_id").read_text().strip()
+    train(run_config(["logger=wandb", "trainer.max_epochs=2", "ckpt_path=last"]))
+    assert (tmp_path / "run" / "wandb_run_id").read_text().strip() == run_id
+    runs = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*"))
+    assert len(runs) == 2 and all(path.endswith(f"-{run_id}") for path in runs)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["dlbook_config"]["config"]["logger"]["wandb"]["id"] == run_id
+
+
+def test_slurm_launcher_config(run_config):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dlbook.utils.config import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2",
+                                          "trainer.devices=8"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 8, 8)
