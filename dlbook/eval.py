@@ -41,6 +41,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     log.info(f"Evaluating {ckpt_path}: model={saved['choices'].get('model')} data={saved['choices'].get('data')}")
     datamodule = build_datamodule(run_cfg)
     model = build_model(run_cfg, datamodule.spec, saved["choices"])
+    if not model.has_test_metric:
+        raise CheckpointError(f"ckpt_path={ckpt_path} holds model={saved['choices'].get('model')}, which has no test "
+                              f"metric; draw samples from it with scripts/sample.py ckpt_path={ckpt_path}.")
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, logger=loggers or False)
     # Testing needs only the weights; the checkpoint's training callbacks are of no use here.

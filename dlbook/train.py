@@ -45,11 +45,12 @@ def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
 
 
 def data_choices_for(model_cfg: DictConfig) -> list[str]:
-    """The data/ choices with a fixed shape that this model's net accepts."""
+    """The data/ choices of fixed shape that this model can be built for."""
     from pathlib import Path
 
     from hydra.utils import get_class, instantiate
 
+    from dlbook.data.spec import DataSpec
     from dlbook.errors import IncompatibleDataError
 
     fitting = []
@@ -57,9 +58,9 @@ def data_choices_for(model_cfg: DictConfig) -> list[str]:
         datamodule_class = get_class(OmegaConf.load(path)["_target_"])
         if not isinstance(getattr(datamodule_class, "input_shape", None), tuple):
             continue  # shape set per run, e.g. image_folder
+        spec = DataSpec("labelled_images", datamodule_class.input_shape, datamodule_class.num_classes)
         try:
-            instantiate(model_cfg.net)(input_shape=datamodule_class.input_shape,
-                                       num_classes=datamodule_class.num_classes)
+            instantiate(model_cfg, _partial_=True)(data_spec=spec, optimizer=None)
             fitting.append(path.stem)
         except IncompatibleDataError:
             pass
@@ -134,6 +135,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     data_spec = datamodule.spec
     log.info(f"Model: model={run_choices.get('model')} on {data_spec.describe()}")
     model = build_model(cfg, data_spec, run_choices)
+    if cfg.get("test") and not model.has_test_metric:
+        raise DlbookError(f"test=true, but model={run_choices.get('model')} has no test metric (a GAN is judged by "
+                          f"its samples: see samples/ in the run directory and scripts/sample.py); set test=false.")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     model.run_config = {"config": resolved, "choices": run_choices}
 

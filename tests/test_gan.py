@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
+from dlbook.eval import evaluate
 from dlbook.nets.gan_mlp import MLPDiscriminator, MLPGenerator
 from dlbook.tasks.gan import BATCHES_KEY, GANTask
 from dlbook.train import build_datamodule, build_model, train
@@ -161,7 +162,8 @@ def test_sample_script_refuses_a_classifier(run_config, tmp_path):
     (["model=gan", "model.clip_value=0.01"], "needs model.loss=wasserstein"),
     (["model=wgan_gp", "data=mnist", "data.download=false", "model.discriminator.norm=batch"], "set model.discriminator.norm=layer"),
     (["model=dcgan", "data=mnist", "data.download=false", "model.discriminator.norm=group"], "norm='group' is not one of batch, layer"),
-    (["model=dcgan"], "DCGAN takes square images of 28x28, 32x32, 64x64 pixels, the data gives 8x8"),
+    (["model=dcgan"], "DCGAN takes square images of 28x28, 32x32, 64x64 pixels, the data gives 8x8.*"
+                      "Data choices that fit .*: cifar10, fashion_mnist, mnist"),
     (["model=gan", "scheduler=plateau"], "watches val/loss"),
 ])
 def test_bad_gan_settings_are_one_clear_error(run_config, tmp_path, overrides, message):
@@ -175,3 +177,11 @@ def test_classification_runs_are_unchanged(run_config):
     cfg = run_config()
     assert "sample_grid" not in cfg.callbacks
     assert cfg.monitor == "val/acc" and cfg.data.normalization == "standard" and cfg.test is True
+
+
+def test_gan_has_no_test_metric_to_ask_for(run_config, tmp_path):
+    with pytest.raises(DlbookError, match="test=true, but model=gan has no test metric"):
+        train(run_config(["model=gan", "test=true"]))
+    train(run_config(["model=gan", "trainer.max_epochs=1", "++trainer.limit_train_batches=2"]))
+    with pytest.raises(DlbookError, match="has no test metric; draw samples from it with scripts/sample.py"):
+        evaluate(run_config([f"ckpt_path={tmp_path / 'run'}"], config_name="eval", run_name="eval"))

@@ -26,6 +26,10 @@ class Task(L.LightningModule):
         self.run_config: dict | None = None
         self._first_nonfinite_step: torch.Tensor | None = None  # on the device: -1 while every loss is finite
 
+    @property
+    def has_test_metric(self) -> bool:
+        return type(self).test_step is not L.LightningModule.test_step
+
     def watch_loss(self, loss: torch.Tensor) -> None:
         """Note, without a host sync, the first step whose loss is NaN or infinite; checked every few steps."""
         if self._first_nonfinite_step is None:

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbook.data.spec import DataSpec
-from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.errors import DlbookError
 from dlbook.tasks.base import Task
 
 LOSSES = ("non_saturating", "least_squares", "wasserstein", "wasserstein_gp")
@@ -75,15 +75,8 @@ class GANTask(Task):
         self.conditional = conditional
         # The nets see labels only when conditional; num_classes=0 tells them not to.
         num_classes = data_spec.num_classes if conditional else 0
-        try:
-            self.generator = generator(input_shape=data_spec.input_shape, num_classes=num_classes,
-                                       latent_dim=latent_dim)
-            self.discriminator = discriminator(input_shape=data_spec.input_shape, num_classes=num_classes)
-        except IncompatibleDataError as error:
-            # Not passed on as IncompatibleDataError: train.build_model would then list the fitting data
-            # choices by sizing `model.net`, which a GAN does not have.
-            raise DlbookError(f"The GAN does not fit the data ({data_spec.describe()}): {error}. "
-                              f"The MLP nets of model=gan take images of any size.") from None
+        self.generator = generator(input_shape=data_spec.input_shape, num_classes=num_classes, latent_dim=latent_dim)
+        self.discriminator = discriminator(input_shape=data_spec.input_shape, num_classes=num_classes)
         if loss == "wasserstein_gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                             for m in self.discriminator.modules()):
             raise DlbookError("model.loss=wasserstein_gp penalises each sample's gradient, which BatchNorm in the "
