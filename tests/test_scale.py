@@ -172,3 +172,25 @@ def test_slurm_launcher_config(run_config):
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 8, 8)
+
+
+def test_each_sweep_job_gets_its_own_wandb_run(tmp_path):
+    env_free = {name: value for name, value in os.environ.items() if not name.startswith("WANDB_")}
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "optimizer.lr=1e-3,3e-4",
+                             "trainer.max_epochs=1", "logger=wandb", "extras.print_config=false",
+                             "++trainer.enable_progress_bar=false"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**env_free, "HOME": str(tmp_path), "DLBOOK_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, output(result)
+    jobs = sweep_dir(tmp_path)
+    ids = [(jobs / job / "wandb_run_id").read_text().strip() for job in ("0", "1")]
+    assert ids[0] != ids[1]
+    for job, run_id in zip(("0", "1"), ids):
+        assert glob.glob(str(jobs / job / "wandb" / f"offline-run-*-{run_id}"))
+
+
+def test_gan_in_bf16_mixed_on_cpu(run_config, tmp_path):
+    train(run_config(["model=gan", "trainer.precision=bf16-mixed", "trainer.max_epochs=2", "logger=csv"]))
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        losses = [float(row["train/g_loss"]) for row in csv.DictReader(f) if row.get("train/g_loss")]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
