@@ -5,6 +5,7 @@ import csv
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,7 +155,9 @@ def test_resume_continues_the_wandb_run(run_config, tmp_path, monkeypatch):
     train(run_config(["logger=wandb", "trainer.max_epochs=2", "ckpt_path=last"]))
     assert (tmp_path / "run" / "wandb_run_id").read_text().strip() == run_id
     runs = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*"))
-    assert len(runs) == 2 and all(path.endswith(f"-{run_id}") for path in runs)
+    # wandb adds -1 to the directory of a second start within the same second
+    assert len(runs) == 2 and all(re.fullmatch(rf"offline-run-\d+_\d+-{run_id}(-\d+)?", Path(path).name)
+                                  for path in runs)
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["dlbook_config"]["config"]["logger"]["wandb"]["id"] == run_id
 
