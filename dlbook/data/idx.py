@@ -30,7 +30,8 @@ def read_idx(path: Path) -> torch.Tensor:
 
 
 class IdxDataModule(InMemoryImageDataModule):
-    """A dataset stored as torchvision does: <data_dir>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]."""
+    """A dataset stored as torchvision does:
+    <data_dir>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]."""
 
     folder: str
     mirrors: tuple[str, ...]

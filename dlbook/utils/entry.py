@@ -88,7 +88,8 @@ def write_sweep_summary(sweep_dir: Path) -> Path:
     import yaml
 
     rows = []
-    for job_dir in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)):
+    job_dirs = [path for path in sweep_dir.iterdir() if path.is_dir() and path.name.isdigit()]
+    for job_dir in sorted(job_dirs, key=lambda path: int(path.name)):
         metrics_file, overrides_file = job_dir / "metrics.json", job_dir / ".hydra" / "overrides.yaml"
         if not metrics_file.exists():
             continue  # still running

@@ -57,7 +57,8 @@ def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: in
     overrides = [f"model={model}", "data=mnist", f"paths.data_dir={data_dir}", f"paths.root_dir={out_dir}",
                  f"data.batch_size={batch_size}", "data.val_fraction=0", "trainer.max_epochs=1", "test=false",
                  f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false",
-                 "+callbacks.step_timer._target_=__main__.StepTimerCallback", f"+callbacks.step_timer.key={model}", *extra]
+                 "+callbacks.step_timer._target_=__main__.StepTimerCallback", f"+callbacks.step_timer.key={model}",
+                 *extra]
     metrics, objects = train(compose_run(overrides, out_dir / f"dlbook-{model}-{time.monotonic_ns()}"))
     return objects["datamodule"], objects["model"]
 
