@@ -1,4 +1,4 @@
-"""Sample grids from a GAN's fixed noise: a PNG in the run directory, and an image in W&B when it logs there."""
+"""Sample grids from a GAN's fixed inputs: PNGs in the run directory, and images in W&B when it logs there."""
 
 from pathlib import Path
 
@@ -20,8 +20,9 @@ def save_grid(images: torch.Tensor, path: Path, columns: int) -> torch.Tensor:
 
 
 class SampleGrid(L.Callback):
-    """Every `every_n_batches` training batches and when training ends, on global rank 0 only, writes
-    `<dirpath>/step_<batches>.png` (dirpath defaults to `<trainer.default_root_dir>/samples`).
+    """Every `every_n_batches` training batches and when training ends, on global rank 0 only, writes the grids
+    of the task's `sample_grids()`: "samples" as `<dirpath>/step_<batches>.png`, any other as
+    `step_<batches>_<name>.png` (dirpath defaults to `<trainer.default_root_dir>/samples`).
     A conditional GAN's grid has one row per class."""
 
     def __init__(self, every_n_batches: int = 500, dirpath: str | None = None):
@@ -31,8 +32,8 @@ class SampleGrid(L.Callback):
         self.dirpath = dirpath
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if not hasattr(pl_module, "fixed_noise"):
-            raise DlbookError(f"callbacks.sample_grid draws from a GAN's fixed noise; "
+        if not hasattr(pl_module, "sample_grids"):
+            raise DlbookError(f"callbacks.sample_grid draws a GAN's sample grids; "
                               f"{type(pl_module).__name__} has none. Remove it with callbacks.sample_grid=null")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -46,10 +47,11 @@ class SampleGrid(L.Callback):
     def write(self, trainer, task) -> None:
         if not trainer.is_global_zero:
             return
-        images = task.generate(task.fixed_noise, task.fixed_labels)
         folder = Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "samples"
-        grid = save_grid(images, folder / f"step_{task.batches:06d}.png", task.grid_columns(len(images)))
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):  # as a PIL image: W&B versions disagree on the range of tensors
-                logger.log_image("samples", [to_pil_image(grid)], step=trainer.global_step,
-                                 caption=[f"batch {task.batches}"])
+        for name, (images, columns) in task.sample_grids().items():
+            suffix = "" if name == "samples" else f"_{name}"
+            grid = save_grid(images, folder / f"step_{task.batches:06d}{suffix}.png", columns)
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):  # as a PIL image: W&B versions disagree on the range of tensors
+                    logger.log_image(f"samples{suffix}", [to_pil_image(grid)], step=trainer.global_step,
+                                     caption=[f"batch {task.batches}"])

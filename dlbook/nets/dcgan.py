@@ -5,7 +5,8 @@ it with stride-2 transposed convolutions, halving the channels, to a tanh image;
 everywhere but the output. The discriminator mirrors it with stride-2 convolutions and LeakyReLU(0.2),
 no normalisation on its first layer, and a last convolution over the whole map giving one logit.
 `norm` chooses the discriminator's normalisation: a WGAN-GP critic must not use BatchNorm, since its
-gradient penalty is per sample (Gulrajani et al. 2017 use layer normalisation).
+gradient penalty is per sample (Gulrajani et al. 2017 use layer normalisation). The discriminator's
+`features` (its last feature map) feed InfoGAN's Q head; `score` finishes the forward pass.
 """
 
 import torch
@@ -69,7 +70,16 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm == "none"), NORMS[norm](c_out), nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(channels[-1], 1, last))  # the whole last feature map -> one logit
         self.layers = nn.Sequential(*layers)
+        self.feature_dim = channels[-1] * last * last
         self.apply(init_weights)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        # score(features(x)) without slicing the Sequential, which builds a new module on every call
         return self.layers(self.label(images, labels)).flatten()
+
+    def features(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, channels, size, size), feature_dim values per image: the map the last convolution reads."""
+        return self.layers[:-1](self.label(images, labels))
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers[-1](features).flatten()

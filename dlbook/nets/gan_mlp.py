@@ -3,6 +3,7 @@
 Generator: latent -> hidden... -> prod(input_shape), tanh. Discriminator: image -> hidden... -> 1 logit.
 LeakyReLU(0.2) between layers (Hands-On Deep Learning Algorithms, ch. 8). With num_classes > 0 both nets
 also see the label, embedded as a vector as wide as a one-hot label (conditional GAN, Mirza & Osindero 2014).
+The discriminator's `features` (its last hidden layer) feed InfoGAN's Q head; `score` finishes the forward pass.
 """
 
 import math
@@ -39,7 +40,17 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, hidden_sizes: tuple[int, ...] = (128, 128)):
         super().__init__()
         self.label = LabelEmbedding(num_classes, (num_classes,))
-        self.layers = mlp([math.prod(input_shape) + self.label.width, *hidden_sizes, 1])
+        widths = [math.prod(input_shape) + self.label.width, *hidden_sizes]
+        self.feature_dim = widths[-1]
+        self.layers = mlp([*widths, 1])
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        # score(features(x)) without slicing the Sequential, which builds a new module on every call
         return self.layers(self.label(images.flatten(1), labels)).squeeze(1)  # one logit (or score) per image
+
+    def features(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, feature_dim): the activations the last linear layer reads."""
+        return self.layers[:-1](self.label(images.flatten(1), labels))
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers[-1](features).squeeze(1)

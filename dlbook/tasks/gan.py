@@ -8,7 +8,14 @@ The variants differ only in `loss`, `n_critic`, weight clipping, the gradient pe
   wasserstein     WGAN: the critic maximises E D(real) - E D(fake); `clip_value` clips its weights (Arjovsky et al.)
   wasserstein_gp  WGAN-GP: as above plus a gradient penalty weighted `gradient_penalty_weight` (Gulrajani et al.)
 
-`conditional: true` gives both nets the class label (CGAN). Each net has its own optimizer partial
+`conditional: true` gives both nets the class label (CGAN). InfoGAN (Chen et al. 2016) appends latent codes to
+the noise, a one-hot categorical code of `categorical_code` classes and `continuous_codes` codes ~ U(-1, 1), and
+a Q head (`q_head`) on the discriminator's features predicts them. The mutual-information loss, -log Q(c | G(z, c))
+(cross-entropy, and a unit-variance Gaussian for the continuous codes, both up to a constant), is weighted
+`info_weight` and added to the generator's loss; the Q head's parameters are in the generator's optimizer, so it
+trains G and Q, while the discriminator's shared layers learn from the adversarial loss only.
+
+Each net has its own optimizer partial
 (`generator_optimizer`, `discriminator_optimizer`); where one is null the run's top-level `optimizer` is used.
 The run's `scheduler`, if any, gets one instance per optimizer.
 """
@@ -25,6 +32,7 @@ from dlbook.errors import DlbookError
 from dlbook.tasks.base import Task
 
 LOSSES = ("non_saturating", "least_squares", "wasserstein", "wasserstein_gp")
+SWEEP_STEPS = 10  # columns of an InfoGAN continuous code's grid
 BATCHES_KEY = "dlbook_gan_batches"  # checkpoint entry: training batches seen, which paces n_critic and sampling
 
 
@@ -54,7 +62,8 @@ class GANTask(Task):
                  loss: str = "non_saturating", latent_dim: int = 100, n_critic: int = 1,
                  clip_value: float | None = None, gradient_penalty_weight: float = 10.0, conditional: bool = False,
                  gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
-                 num_fixed_samples: int = 64):
+                 num_fixed_samples: int = 64, categorical_code: int = 0, continuous_codes: int = 0,
+                 info_weight: float = 1.0, q_head: Callable[..., nn.Module] | None = None):
         super().__init__(data_spec, optimizer, scheduler)
         if loss not in LOSSES:
             raise DlbookError(f"model.loss={loss!r} is not one of {', '.join(LOSSES)}")
@@ -66,6 +75,9 @@ class GANTask(Task):
         if self.scheduler_config.get("monitor"):
             raise DlbookError(f"The scheduler watches {self.scheduler_config['monitor']}, which a GAN run does not "
                               f"log; choose scheduler=none, step, cosine or onecycle")
+        if (categorical_code or continuous_codes) and (q_head is None or conditional):
+            raise DlbookError("InfoGAN's codes (model.categorical_code, model.continuous_codes) need a model.q_head "
+                              "and take the place of labels: model.conditional must be false")
         self.generator_optimizer_factory = generator_optimizer or optimizer
         self.discriminator_optimizer_factory = discriminator_optimizer or optimizer
         self.automatic_optimization = False  # two optimizers, stepped at different rates
@@ -73,10 +85,14 @@ class GANTask(Task):
         self.clip_value, self.gradient_penalty_weight = clip_value, gradient_penalty_weight
         self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
         self.conditional = conditional
+        self.categorical_code, self.continuous_codes, self.info_weight = categorical_code, continuous_codes, info_weight
+        code_width = categorical_code + continuous_codes
         # The nets see labels only when conditional; num_classes=0 tells them not to.
         num_classes = data_spec.num_classes if conditional else 0
-        self.generator = generator(input_shape=data_spec.input_shape, num_classes=num_classes, latent_dim=latent_dim)
+        self.generator = generator(input_shape=data_spec.input_shape, num_classes=num_classes,
+                                   latent_dim=latent_dim + code_width)
         self.discriminator = discriminator(input_shape=data_spec.input_shape, num_classes=num_classes)
+        self.q_head = q_head(in_features=self.discriminator.feature_dim, out_features=code_width) if code_width else None
         if loss == "wasserstein_gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                             for m in self.discriminator.modules()):
             raise DlbookError("model.loss=wasserstein_gp penalises each sample's gradient, which BatchNorm in the "
@@ -86,22 +102,69 @@ class GANTask(Task):
         noise, labels = self.sample_inputs(num_fixed_samples)
         self.register_buffer("fixed_noise", noise)
         self.register_buffer("fixed_labels", labels)
+        self.register_buffer("fixed_sweeps", self.code_sweeps() if continuous_codes else None)
 
     # -- sampling ----------------------------------------------------------------------------------
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z, labels)
 
+    def with_codes(self, noise: torch.Tensor, categories: torch.Tensor | None = None,
+                   continuous: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's input: noise, then InfoGAN's one-hot categorical code and continuous codes."""
+        parts = [noise]
+        if self.categorical_code:
+            parts.append(F.one_hot(categories, self.categorical_code).to(noise.dtype))
+        if self.continuous_codes:
+            parts.append(continuous)
+        return torch.cat(parts, dim=1)
+
+    def random_latent(self, n: int) -> torch.Tensor:
+        """n generator inputs drawn from the priors: N(0, 1) noise, uniform categories, U(-1, 1) codes."""
+        noise = torch.randn(n, self.latent_dim, device=self.device)
+        if self.q_head is None:
+            return noise
+        categories = torch.randint(self.categorical_code, (n,), device=self.device) if self.categorical_code else None
+        return self.with_codes(noise, categories, torch.rand(n, self.continuous_codes, device=self.device) * 2 - 1)
+
     def sample_inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """n latent vectors; when conditional also their labels, n // classes of each class in turn."""
-        if not self.conditional:
-            return torch.randn(n, self.latent_dim, device=self.device), None
-        per_class = max(1, n // self.data_spec.num_classes)
-        labels = torch.arange(self.data_spec.num_classes, device=self.device).repeat_interleave(per_class)
-        return torch.randn(len(labels), self.latent_dim, device=self.device), labels
+        """n generator inputs; when conditional also their labels. Conditional GANs and InfoGANs with a categorical
+        code give n // classes of each class (category) in turn; InfoGAN's continuous codes are then 0."""
+        rows = self.data_spec.num_classes if self.conditional else self.categorical_code
+        if not rows:
+            return self.random_latent(n), None
+        classes = torch.arange(rows, device=self.device).repeat_interleave(max(1, n // rows))
+        noise = torch.randn(len(classes), self.latent_dim, device=self.device)
+        if self.conditional:
+            return noise, classes
+        return self.with_codes(noise, classes, noise.new_zeros(len(classes), self.continuous_codes)), None
+
+    def code_sweeps(self, steps: int = SWEEP_STEPS) -> torch.Tensor:
+        """(continuous codes, rows * steps, input width): for each continuous code one grid of inputs sharing one
+        noise vector, a row per category, the code swept from -1 to 1 along the row and the other codes at 0."""
+        categories = torch.arange(max(1, self.categorical_code), device=self.device).repeat_interleave(steps)
+        values = torch.linspace(-1, 1, steps, device=self.device).repeat(len(categories) // steps)
+        noise = torch.randn(1, self.latent_dim, device=self.device).expand(len(categories), -1)
+        sweeps = []
+        for code in range(self.continuous_codes):
+            continuous = noise.new_zeros(len(categories), self.continuous_codes)
+            continuous[:, code] = values
+            sweeps.append(self.with_codes(noise, categories, continuous))
+        return torch.stack(sweeps)
 
     def grid_columns(self, n: int) -> int:
-        """Columns of a grid of n samples from sample_inputs: one row per class when conditional, else square."""
-        return n // self.data_spec.num_classes if self.conditional else math.ceil(math.sqrt(n))
+        """Columns of a grid of n samples from sample_inputs: one row per class (category) where sample_inputs
+        groups them, else square."""
+        rows = self.data_spec.num_classes if self.conditional else self.categorical_code
+        return n // rows if rows else math.ceil(math.sqrt(n))
+
+    def sample_grids(self) -> dict[str, tuple[torch.Tensor, int]]:
+        """The grids the sample-grid callback writes, by name: (images, columns). "samples" from the fixed noise,
+        and for InfoGAN "code_<i>" sweeping continuous code i (from 1)."""
+        grids = {"samples": (self.generate(self.fixed_noise, self.fixed_labels),
+                             self.grid_columns(len(self.fixed_noise)))}
+        for code, inputs in enumerate(self.fixed_sweeps if self.fixed_sweeps is not None else [], start=1):
+            grids[f"code_{code}"] = (self.generate(inputs), SWEEP_STEPS)
+        return grids
 
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -117,8 +180,9 @@ class GANTask(Task):
         if self.generator_optimizer_factory is None or self.discriminator_optimizer_factory is None:
             raise DlbookError("A GAN needs model.generator_optimizer and model.discriminator_optimizer, "
                               "or a top-level optimizer for the one left null")
+        generator_side = [*self.generator.parameters(), *(self.q_head.parameters() if self.q_head else [])]
         optimizers = [self.discriminator_optimizer_factory(params=self.discriminator.parameters()),
-                      self.generator_optimizer_factory(params=self.generator.parameters())]
+                      self.generator_optimizer_factory(params=generator_side)]
         # Under manual optimization Lightning does not step schedulers; the task does (_step_schedulers).
         entries = [self.scheduler_for(optimizer) for optimizer in optimizers]
         return optimizers, [entry["scheduler"] for entry in entries if entry]
@@ -128,9 +192,9 @@ class GANTask(Task):
         labels = labels if self.conditional else None
         d_optimizer, g_optimizer = self.optimizers()
         generator_step = self.batches % self.n_critic == 0
-        noise = torch.randn(len(real), self.latent_dim, device=real.device)
+        latent = self.random_latent(len(real))
         with torch.set_grad_enabled(generator_step):  # the fakes need a graph only when the generator learns
-            fake = self.generator(noise, labels)
+            fake = self.generator(latent, labels)
 
         real_scores = self.discriminator(real, labels)
         fake_scores = self.discriminator(fake.detach(), labels)
@@ -150,10 +214,26 @@ class GANTask(Task):
 
         if generator_step:
             with self.toggled_optimizer(g_optimizer):  # no gradients for the discriminator's weights
-                g_loss = generator_loss(self.loss, self.discriminator(fake, labels))
-                self._optimize(g_optimizer, g_loss)
+                if self.q_head is None:
+                    g_loss = generator_loss(self.loss, self.discriminator(fake, labels))
+                    self._optimize(g_optimizer, g_loss)
+                else:
+                    features = self.discriminator.features(fake, labels)
+                    g_loss = generator_loss(self.loss, self.discriminator.score(features))
+                    info_loss = self.info_loss(self.q_head(features), latent)
+                    self._optimize(g_optimizer, g_loss + self.info_weight * info_loss)
+                    self._log("train/info_loss", info_loss, len(real))
             self._log("train/g_loss", g_loss, len(real))
         self.batches += 1
+
+    def info_loss(self, q_outputs: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """-log Q(c | x) up to a constant, averaged over the batch: the categorical code's cross-entropy plus half
+        the squared error of the continuous codes' means (a Gaussian of unit variance)."""
+        codes, k = latent[:, self.latent_dim:], self.categorical_code
+        loss = 0.5 * (q_outputs[:, k:] - codes[:, k:]).pow(2).sum(dim=1).mean()
+        if k:
+            loss = loss + F.cross_entropy(q_outputs[:, :k], codes[:, :k].argmax(dim=1))
+        return loss
 
     def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """E (|grad D(x)| - 1)^2 at points x on random lines between real and fake images."""
