@@ -74,3 +74,16 @@ def write_image_folder(root: Path, classes: tuple[int, ...] = (0, 1, 7), with_te
             path = Path(root) / split / f"digit_{digit}" / f"{i:04d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(path)
+
+
+def write_unpaired_folders(root: Path, digit_a: int = 0, digit_b: int = 1, size: int = 16, per_domain: int = 64,
+                           with_b: bool = True) -> None:
+    """<root>/trainA/*.png of one digit and <root>/trainB/*.png of another, size x size RGB (CycleGAN's layout)."""
+    from PIL import Image
+
+    images, labels = digits(size, channels=3)
+    for domain, digit in (("trainA", digit_a), ("trainB", digit_b))[:2 if with_b else 1]:
+        folder = Path(root) / domain
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images[labels == digit][:per_domain]):
+            Image.fromarray(image).save(folder / f"{i:04d}.png")

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from dlbook.errors import DlbookError
 from dlbook.train import build_datamodule, build_model
 from dlbook.utils.config import config_dir
-from tests.datasets import write_cifar10, write_image_folder, write_mnist
+from tests.datasets import write_cifar10, write_image_folder, write_mnist, write_unpaired_folders
 
 CONF = Path(config_dir())
 
@@ -21,8 +21,8 @@ DATA = choices("data")
 # Classifiers; the GAN models are paired with data in test_gan.py.
 MODELS = [model for model in choices("model")
           if "ClassificationTask" in (CONF / "model" / f"{model}.yaml").read_text()]
-# Pairs that must be refused: LeNet-5 needs 28x28 to 32x32 inputs.
-MISMATCHED = {("lenet5", "digits")}
+# Pairs that must be refused: LeNet-5 needs 28x28 to 32x32 inputs; classifiers need labels.
+MISMATCHED = {("lenet5", "digits")} | {(model, "unpaired_folders") for model in MODELS}
 
 
 @pytest.fixture
@@ -31,12 +31,13 @@ def data_on_disk(tmp_path):
     write_mnist(tmp_path / "data", folder="FashionMNIST")
     write_cifar10(tmp_path / "data")
     write_image_folder(tmp_path / "data" / "images")
+    write_unpaired_folders(tmp_path / "data" / "unpaired")
 
 
 def test_groups_have_the_documented_choices():
     assert {"digits", "mnist", "fashion_mnist", "cifar10", "image_folder"} <= set(DATA)
     assert {"softmax_regression", "mlp", "mlp_small", "mnist_cnn", "lenet5"} <= set(MODELS)
-    assert set(choices("scheduler")) == {"none", "step", "cosine", "onecycle", "plateau"}
+    assert set(choices("scheduler")) == {"none", "step", "cosine", "onecycle", "plateau", "linear_decay"}
     assert set(choices("trainer")) == {"default", "cpu", "gpu", "ddp", "ddp_cpu", "mps"}
     assert set(choices("logger")) == {"wandb", "csv", "tensorboard", "many", "none"}
     assert {"fast", "overfit", "limit", "profile"} <= set(choices("debug"))

@@ -11,6 +11,24 @@ from dlbook.errors import DlbookError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in folder, sorted; none if it is not a folder."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
+def decode_images(files: list[Path], size: int, channels: int) -> torch.Tensor:
+    """uint8 (N, channels, size, size): each file decoded, converted to grey or RGB and resized once."""
+    from PIL import Image
+
+    mode = "L" if channels == 1 else "RGB"
+    images = np.empty((len(files), size, size, channels), dtype=np.uint8)
+    for i, path in enumerate(files):
+        with Image.open(path) as image:
+            image = image.convert(mode).resize((size, size), Image.BILINEAR)
+            images[i] = np.asarray(image).reshape(size, size, channels)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
 class ImageFolderDataModule(InMemoryImageDataModule):
     """Images are decoded and resized to image_size x image_size once, at setup.
 
@@ -59,21 +77,12 @@ class ImageFolderDataModule(InMemoryImageDataModule):
         names = self.class_names
         files, labels = [], []
         for label, name in enumerate(names):
-            for path in sorted((split_dir / name).iterdir()) if (split_dir / name).is_dir() else []:
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    files.append(path)
-                    labels.append(label)
+            paths = image_files(split_dir / name)
+            files += paths
+            labels += [label] * len(paths)
         if not files:
             raise DlbookError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {split_dir}/<class>/.")
-        from PIL import Image
-
-        mode = "L" if self.channels == 1 else "RGB"
-        images = np.empty((len(files), self.image_size, self.image_size, self.channels), dtype=np.uint8)
-        for i, path in enumerate(files):
-            with Image.open(path) as image:
-                image = image.convert(mode).resize((self.image_size, self.image_size), Image.BILINEAR)
-                images[i] = np.asarray(image).reshape(self.image_size, self.image_size, self.channels)
-        return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels)
+        return decode_images(files, self.image_size, self.channels), torch.tensor(labels)
 
     def _train_and_test(self):
         if self._held_out is None:

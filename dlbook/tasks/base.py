@@ -71,10 +71,31 @@ class Task(L.LightningModule):
             interval_is_step = self.scheduler_config.get("interval") == "step"
             factory.keywords["T_max"] = (self.trainer.estimated_stepping_batches if interval_is_step
                                          else self.trainer.max_epochs)
+        if "total_epochs" in keywords and keywords["total_epochs"] is None:
+            factory.keywords["total_epochs"] = self.trainer.max_epochs
         scheduler = {"scheduler": factory(optimizer), "interval": self.scheduler_config.get("interval", "epoch")}
         if self.scheduler_config.get("monitor"):
             scheduler["monitor"] = self.scheduler_config["monitor"]
         return scheduler
+
+    # -- manual optimization: tasks with several optimizers step them, and their schedulers, themselves ------
+    def manual_step(self, optimizer, loss: torch.Tensor) -> None:
+        self.watch_loss(loss)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def log_epoch_mean(self, name: str, value: torch.Tensor, batch_size: int) -> None:
+        # Accumulated on the device and reduced once per epoch: no host sync per step.
+        self.log(name, value.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+
+    def step_schedulers(self, interval: str) -> None:
+        """Step every scheduler whose configured interval ("step" or "epoch") this is."""
+        if self.scheduler_config.get("interval", "epoch") != interval:
+            return
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            scheduler.step()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_config is not None:
