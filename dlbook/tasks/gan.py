@@ -183,7 +183,7 @@ class GANTask(Task):
         generator_side = [*self.generator.parameters(), *(self.q_head.parameters() if self.q_head else [])]
         optimizers = [self.discriminator_optimizer_factory(params=self.discriminator.parameters()),
                       self.generator_optimizer_factory(params=generator_side)]
-        # Under manual optimization Lightning does not step schedulers; the task does (_step_schedulers).
+        # Under manual optimization Lightning does not step schedulers; the task does (step_schedulers).
         entries = [self.scheduler_for(optimizer) for optimizer in optimizers]
         return optimizers, [entry["scheduler"] for entry in entries if entry]
 
@@ -200,17 +200,17 @@ class GANTask(Task):
         fake_scores = self.discriminator(fake.detach(), labels)
         d_loss = discriminator_loss(self.loss, real_scores, fake_scores)
         if self.loss.startswith("wasserstein"):
-            self._log("train/critic_estimate", real_scores.mean() - fake_scores.mean(), len(real))
+            self.log_epoch_mean("train/critic_estimate", real_scores.mean() - fake_scores.mean(), len(real))
         if self.loss == "wasserstein_gp":
             penalty = self.gradient_penalty(real, fake.detach(), labels)
-            self._log("train/gp", penalty, len(real))
+            self.log_epoch_mean("train/gp", penalty, len(real))
             d_loss = d_loss + self.gradient_penalty_weight * penalty
         self._optimize(d_optimizer, d_loss)
         if self.clip_value is not None:  # WGAN keeps the critic Lipschitz by clipping its weights
             with torch.no_grad():
                 for parameter in self.discriminator.parameters():
                     parameter.clamp_(-self.clip_value, self.clip_value)
-        self._log("train/d_loss", d_loss, len(real))
+        self.log_epoch_mean("train/d_loss", d_loss, len(real))
 
         if generator_step:
             with self.toggled_optimizer(g_optimizer):  # no gradients for the discriminator's weights
@@ -222,8 +222,8 @@ class GANTask(Task):
                     g_loss = generator_loss(self.loss, self.discriminator.score(features))
                     info_loss = self.info_loss(self.q_head(features), latent)
                     self._optimize(g_optimizer, g_loss + self.info_weight * info_loss)
-                    self._log("train/info_loss", info_loss, len(real))
-            self._log("train/g_loss", g_loss, len(real))
+                    self.log_epoch_mean("train/info_loss", info_loss, len(real))
+            self.log_epoch_mean("train/g_loss", g_loss, len(real))
         self.batches += 1
 
     def info_loss(self, q_outputs: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
@@ -250,23 +250,12 @@ class GANTask(Task):
             self.clip_gradients(optimizer, self.gradient_clip_val, self.gradient_clip_algorithm)
         optimizer.step()
 
-    def _log(self, name: str, value: torch.Tensor, batch_size: int) -> None:
-        # Accumulated on the device and reduced once per epoch: no host sync per step.
-        self.log(name, value.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
-
-    def _step_schedulers(self, interval: str) -> None:
-        if self.scheduler_config.get("interval", "epoch") != interval:
-            return
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
-            scheduler.step()
-
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(outputs, batch, batch_idx)
-        self._step_schedulers("step")
+        self.step_schedulers("step")
 
     def on_train_epoch_end(self) -> None:
-        self._step_schedulers("epoch")
+        self.step_schedulers("epoch")
 
     # -- checkpoints -------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
