@@ -1,0 +1,132 @@
+"""DCGAN training throughput: iterations/s of `train.py model=dcgan` against a plain PyTorch loop.
+
+dlbook trains one epoch of random 32x32 CIFAR-10-format images (batch 128, sample-grid callback and the default
+callbacks on, csv logger or W&B offline). The plain loop then trains the same generator and discriminator (taken
+from the built task) with optimizers built from the same config, the same non-saturating loss, the same batch
+preprocessing and the discriminator frozen during the generator step, summing its losses on the device with
+one host read at the end. One iteration is one discriminator and one generator step. The first batch of each run
+is a warm-up and is not timed; runs alternate and the median over repeats is reported.
+
+    python scripts/bench/dcgan.py --batches 20                   # CPU
+    python scripts/bench/dcgan.py --accelerator gpu --batches 300 --repeats 5
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+from common import compose_run, scratch_dir, write_random_cifar10
+
+BATCH_SIZE = 128
+TIMES: list[float] = []  # dlbook's iterations/s, one per run
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class IterationTimer:
+    """Lightning callback: iterations/s from the end of the first training batch to the end of the last."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if batch_idx == 0:
+            synchronize(module.device)
+            self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module):
+        synchronize(module.device)
+        TIMES.append((trainer.num_training_batches - 1) / (time.perf_counter() - self.start))
+
+
+def make_callback_class():
+    from lightning.pytorch.callbacks import Callback
+
+    return type("IterationTimerCallback", (IterationTimer, Callback), {})
+
+
+def dlbook_run(data_dir, out_dir, accelerator: str, logger: str, extra: list[str]):
+    from dlbook.train import train
+
+    overrides = ["model=dcgan", "data=cifar10", "data.download=false", f"paths.data_dir={data_dir}",
+                 f"paths.root_dir={out_dir}", f"data.batch_size={BATCH_SIZE}", "trainer.max_epochs=1",
+                 f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false",
+                 "+callbacks.iteration_timer._target_=__main__.IterationTimerCallback", *extra]
+    _, objects = train(compose_run(overrides, out_dir / f"dlbook-{time.monotonic_ns()}"))
+    return objects["datamodule"], objects["model"]
+
+
+def plain_run(datamodule, task, accelerator: str, seed: int) -> float:
+    """Iterations/s of the GAN loop a careful PyTorch user writes, on the task's nets and optimizer settings."""
+    import torch
+    from torch.nn.functional import binary_cross_entropy_with_logits as bce
+
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    generator, discriminator = task.generator.to(device).train(), task.discriminator.to(device).train()
+    d_optimizer = task.discriminator_optimizer_factory(params=discriminator.parameters())
+    g_optimizer = task.generator_optimizer_factory(params=generator.parameters())
+    images = datamodule.data_train.images
+    full_batches = len(images) // BATCH_SIZE * BATCH_SIZE
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:full_batches]
+    d_sum, g_sum = torch.zeros((), device=device), torch.zeros((), device=device)
+    for step, index in enumerate(order.split(BATCH_SIZE)):
+        if step == 1:  # the first batch warms up
+            synchronize(device)
+            start = time.perf_counter()
+        real = datamodule.preprocess(images[index].to(device, non_blocking=True), augment=True)
+        fake = generator(torch.randn(len(real), task.latent_dim, device=device))
+        real_scores, fake_scores = discriminator(real), discriminator(fake.detach())
+        d_loss = bce(real_scores, torch.ones_like(real_scores)) + bce(fake_scores, torch.zeros_like(fake_scores))
+        d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_optimizer.step()
+
+        discriminator.requires_grad_(False)  # the generator step needs no gradients for D's weights
+        scores = discriminator(fake)
+        g_loss = bce(scores, torch.ones_like(scores))
+        g_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_optimizer.step()
+        discriminator.requires_grad_(True)
+        d_sum += d_loss.detach()
+        g_sum += g_loss.detach()
+    _ = d_sum.item(), g_sum.item()  # the run's one host read
+    synchronize(device)
+    return step / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, default=50, help="training batches per run (the first is warm-up)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--logger", default="csv", choices=["csv", "wandb"], help="logger= of the dlbook runs")
+    parser.add_argument("overrides", nargs="*", help="extra train.py overrides for the dlbook runs")
+    args = parser.parse_args()
+    if args.batches < 2:
+        parser.error("--batches must be at least 2: the first one is not timed")
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    globals()["IterationTimerCallback"] = make_callback_class()
+    work = scratch_dir()
+    # Exactly `batches` full batches: five training files of equal size, as CIFAR-10 has.
+    n_train = -(-args.batches * BATCH_SIZE // 5) * 5
+    data_dir = write_random_cifar10(work / "data", n_train=n_train, n_test=BATCH_SIZE)
+    overrides = [f"++trainer.limit_train_batches={args.batches}", *args.overrides]
+    plain = []
+    for _ in range(args.repeats):
+        datamodule, task = dlbook_run(data_dir, work, args.accelerator, args.logger, overrides)
+        plain.append(plain_run(datamodule, task, args.accelerator, seed=42))
+    ours, theirs = statistics.median(TIMES), statistics.median(plain)
+    print(f"DCGAN 32x32, batch {BATCH_SIZE}, {args.batches} batches ({args.batches - 1} timed), "
+          f"{args.accelerator}, median of {args.repeats}")
+    print(f"{'plain it/s':>11} {'dlbook it/s':>12} {'ratio':>7}")
+    print(f"{theirs:>11.3f} {ours:>12.3f} {ours / theirs:>7.3f}   (dlbook / plain; target >= 0.97)")
+    print("each run, plain / dlbook it/s:", ", ".join(f"{p:.3f} / {d:.3f}" for p, d in zip(plain, TIMES)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""The benchmark scripts run end to end (tiny settings; the numbers themselves are not checked)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dcgan_benchmark_prints_both_throughputs_and_their_ratio(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "dcgan.py"), "--batches", "3",
+                             "--repeats", "1", "model.generator.features=8", "model.discriminator.features=8"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    numbers = re.search(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook / plain", result.stdout, re.MULTILINE)
+    plain, dlbook, ratio = map(float, numbers.groups())
+    assert plain > 0 and dlbook > 0 and ratio == pytest.approx(dlbook / plain, abs=2e-3)
