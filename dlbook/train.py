@@ -39,8 +39,8 @@ def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
         return instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
     except IncompatibleDataError as error:
         model, data = run_choices.get("model", "?"), run_choices.get("data", "?")
-        fitting = (", ".join(data_choices_for(cfg.model))
-                   or "none of the fixed-size ones (image_folder and unpaired_folders take their shape from their files)")
+        fitting = (", ".join(data_choices_for(cfg.model)) or
+                   "none of the fixed-size ones (image_folder and unpaired_folders take their shape from their files)")
         raise DlbookError(f"model={model} does not fit data={data} ({data_spec.describe()}): {error}. "
                           f"Data choices that fit model={model}: {fitting}.") from None
 

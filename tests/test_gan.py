@@ -43,7 +43,8 @@ def test_every_gan_trains(run_config, tmp_path, model):
     if write_data:
         write_data(tmp_path / "data")
     cfg = run_config([f"model={model}", *overrides, "trainer.max_epochs=2",
-                      f"++trainer.limit_train_batches={BATCHES}", "logger=csv", "callbacks.sample_grid.every_n_batches=5"])
+                      f"++trainer.limit_train_batches={BATCHES}", "logger=csv",
+                      "callbacks.sample_grid.every_n_batches=5"])
     assert cfg.data.normalization == "symmetric" and cfg.test is False
     _, objects = train(cfg)
     task, run_dir = objects["model"], tmp_path / "run"
@@ -121,7 +122,8 @@ def test_resume_continues_the_batch_counter_and_keeps_the_fixed_noise(run_config
 
 @pytest.mark.parametrize("interval", ["epoch", "step"])
 def test_the_scheduler_steps_both_optimizers(run_config, interval):
-    _, objects = train(run_config(["model=gan", "scheduler=step", "scheduler.scheduler.step_size=2", "scheduler.scheduler.gamma=0.5",
+    _, objects = train(run_config(["model=gan", "scheduler=step", "scheduler.scheduler.step_size=2",
+                                   "scheduler.scheduler.gamma=0.5",
                                    f"scheduler.interval={interval}", "trainer.max_epochs=2",
                                    "++trainer.limit_train_batches=3"]))
     steps = 2 if interval == "epoch" else 2 * 3
@@ -160,8 +162,10 @@ def test_sample_script_refuses_a_classifier(run_config, tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     (["model=gan", "model.loss=hinge"], "model.loss='hinge' is not one of non_saturating, least_squares"),
     (["model=gan", "model.clip_value=0.01"], "needs model.loss=wasserstein"),
-    (["model=wgan_gp", "data=mnist", "data.download=false", "model.discriminator.norm=batch"], "set model.discriminator.norm=layer"),
-    (["model=dcgan", "data=mnist", "data.download=false", "model.discriminator.norm=group"], "norm='group' is not one of batch, layer"),
+    (["model=wgan_gp", "data=mnist", "data.download=false", "model.discriminator.norm=batch"],
+     "set model.discriminator.norm=layer"),
+    (["model=dcgan", "data=mnist", "data.download=false", "model.discriminator.norm=group"],
+     "norm='group' is not one of batch, layer"),
     (["model=dcgan"], "DCGAN takes square images of 28x28, 32x32, 64x64 pixels, the data gives 8x8.*"
                       "Data choices that fit .*: cifar10, fashion_mnist, mnist"),
     (["model=gan", "scheduler=plateau"], "watches val/loss"),

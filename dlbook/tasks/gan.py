@@ -92,7 +92,8 @@ class GANTask(Task):
         self.generator = generator(input_shape=data_spec.input_shape, num_classes=num_classes,
                                    latent_dim=latent_dim + code_width)
         self.discriminator = discriminator(input_shape=data_spec.input_shape, num_classes=num_classes)
-        self.q_head = q_head(in_features=self.discriminator.feature_dim, out_features=code_width) if code_width else None
+        self.q_head = (q_head(in_features=self.discriminator.feature_dim, out_features=code_width)
+                       if code_width else None)
         if loss == "wasserstein_gp" and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                             for m in self.discriminator.modules()):
             raise DlbookError("model.loss=wasserstein_gp penalises each sample's gradient, which BatchNorm in the "
