@@ -126,7 +126,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_c
     assert all(torch.isfinite(value).all() for value in last["state_dict"].values() if value.is_floating_point())
 
 
-def test_sigterm_saves_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_preemption_signal_saves_a_checkpoint(tmp_path, signum):
     env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data")}
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer.max_epochs=10000", *QUIET],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -138,7 +139,7 @@ def test_sigterm_saves_a_checkpoint(tmp_path):
         time.sleep(0.2)
     assert last is not None, "no checkpoint appeared"
     time.sleep(1.0)  # let it train on
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     log, _ = process.communicate(timeout=120)
     assert "Saved a checkpoint on SIGTERM" in log, log[-3000:]
     checkpoint = torch.load(last, weights_only=False)

@@ -1,8 +1,13 @@
-"""Save last.ckpt when the process is told to stop (SIGTERM: a scheduler's preemption, `kill`, a timeout)."""
+"""Save last.ckpt when the process is told to stop (SIGTERM or SIGUSR1: a scheduler's preemption, `kill`, a
+timeout)."""
 
 import logging
+import os
+import signal
+import threading
 from pathlib import Path
 
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -13,8 +18,15 @@ class CheckpointOnPreemption(Callback):
     """Lightning turns SIGTERM into an exception at the next batch boundary; this writes the interrupted state
     to <checkpoints>/last.ckpt, so `ckpt_path=last run_dir=<run>` continues from that step.
 
-    Only SIGTERM: other errors (a NaN loss, a bug) must not replace the last good checkpoint.
+    SIGUSR1, the usual warning before a job's time runs out, is treated as SIGTERM, except under SLURM, where
+    Lightning answers it by checkpointing and requeueing the job. Other errors (a NaN loss, a bug) must not
+    replace the last good checkpoint.
     """
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if (stage == "fit" and not SLURMEnvironment.detect()
+                and threading.current_thread() is threading.main_thread()):
+            signal.signal(signal.SIGUSR1, lambda signum, frame: os.kill(os.getpid(), signal.SIGTERM))
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         checkpoint = trainer.checkpoint_callback
