@@ -23,8 +23,9 @@ class TensorImageDataset(Dataset):
 
     def __getitems__(self, indices: list[int]):
         # DataLoader calls this with a whole batch of indices when it exists.
-        index = torch.as_tensor(indices)
-        return self.images[index], self.labels[index]
+        index = torch.tensor(indices)
+        # index_select is several times faster than advanced indexing for a gather along the first dim.
+        return self.images.index_select(0, index), self.labels.index_select(0, index)
 
 
 class EpochSeededSampler(RandomSampler):

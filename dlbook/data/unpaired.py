@@ -31,9 +31,9 @@ class UnpairedImageDataset(Dataset):
         return max(len(self.images_a), len(self.images_b))
 
     def __getitems__(self, indices: list[int]):
-        index_a = torch.as_tensor(indices) % len(self.images_a)
+        index_a = torch.tensor(indices) % len(self.images_a)
         index_b = torch.randint(len(self.images_b), (len(indices),))  # the global stream, restored on resume
-        return self.images_a[index_a], self.images_b[index_b]
+        return self.images_a.index_select(0, index_a), self.images_b.index_select(0, index_b)
 
 
 class UnpairedFoldersDataModule(InMemoryImageDataModule):

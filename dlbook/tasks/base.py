@@ -25,6 +25,7 @@ class Task(L.LightningModule):
         self.scheduler_config = scheduler or {}
         self.run_config: dict | None = None
         self._first_nonfinite_step: torch.Tensor | None = None  # on the device: -1 while every loss is finite
+        self._epoch_sums: dict[str, torch.Tensor] = {}  # name -> [weighted sum, weight] of log_epoch_mean values
 
     @property
     def has_test_metric(self) -> bool:
@@ -86,8 +87,19 @@ class Task(L.LightningModule):
         optimizer.step()
 
     def log_epoch_mean(self, name: str, value: torch.Tensor, batch_size: int) -> None:
-        # Accumulated on the device and reduced once per epoch: no host sync per step.
-        self.log(name, value.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        """Add to the epoch's batch-size-weighted mean of `name`, logged when the training epoch ends.
+
+        Summed in place on the device: no host sync per step, and none of self.log's per-call bookkeeping."""
+        total = self._epoch_sums.get(name)
+        if total is None:
+            total = self._epoch_sums[name] = torch.zeros(2, dtype=torch.float64, device=value.device)
+        total[0] += value.detach().double() * batch_size
+        total[1] += batch_size
+
+    def on_train_epoch_end(self) -> None:
+        for name, (total, count) in self._epoch_sums.items():
+            self.log(name, (total / count).float(), prog_bar=True, sync_dist=True)
+        self._epoch_sums.clear()
 
     def step_schedulers(self, interval: str) -> None:
         """Step every scheduler whose configured interval ("step" or "epoch") this is."""

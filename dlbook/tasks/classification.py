@@ -55,6 +55,7 @@ class ClassificationTask(Task):
         self._step(batch, "test")
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:

@@ -163,6 +163,7 @@ class CycleGANTask(Task):
         self.step_schedulers("step")
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         self.step_schedulers("epoch")
 
     # -- checkpoints -------------------------------------------------------------------------------

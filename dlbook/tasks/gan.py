@@ -256,6 +256,7 @@ class GANTask(Task):
         self.step_schedulers("step")
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         self.step_schedulers("epoch")
 
     # -- checkpoints -------------------------------------------------------------------------------
