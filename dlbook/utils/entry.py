@@ -46,8 +46,10 @@ def guarded(work, cfg):
         return None
     finally:
         close_wandb()
+        # Every rank leaves the process group before exiting: a DDP process that exits with gloo's threads still
+        # running can abort and leave its peers waiting. In a sweep the next job needs a fresh group anyway.
+        end_process_group()
         if sweeping:
-            end_process_group()
             os.environ.clear()
             os.environ.update(environment)
             write_sweep_summary(Path(hydra_cfg.sweep.dir))
