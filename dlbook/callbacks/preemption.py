@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ class CheckpointOnPreemption(Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         checkpoint = trainer.checkpoint_callback
-        if not isinstance(exception, SIGTERMException) or checkpoint is None or not trainer.training:
+        # During fit, the signal can also land in its validation loop.
+        if not isinstance(exception, SIGTERMException) or checkpoint is None or trainer.state.fn != TrainerFn.FITTING:
             return
         path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
         trainer.save_checkpoint(path)
