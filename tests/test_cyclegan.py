@@ -10,7 +10,7 @@ from PIL import Image
 from dlbook.errors import DlbookError
 from dlbook.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from dlbook.tasks.cyclegan import ImagePool
-from dlbook.tasks.gan import BATCHES_KEY
+from dlbook.tasks.base import BATCHES_KEY
 from dlbook.train import build_datamodule, build_model, train
 from tests.datasets import write_unpaired_folders
 

@@ -17,7 +17,8 @@ from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
 from dlbook.eval import evaluate
 from dlbook.nets.gan_mlp import MLPDiscriminator, MLPGenerator
-from dlbook.tasks.gan import BATCHES_KEY, GANTask
+from dlbook.tasks.base import BATCHES_KEY
+from dlbook.tasks.gan import GANTask
 from dlbook.train import build_datamodule, build_model, train
 from tests.datasets import write_cifar10, write_mnist
 

@@ -10,6 +10,7 @@ from dlbook.errors import IncompatibleDataError, NonFiniteLossError
 
 CONFIG_KEY = "dlbook_config"  # checkpoint entry holding the resolved run config, read back by eval.py
 RNG_KEY = "dlbook_rng_states"
+BATCHES_KEY = "dlbook_batches"  # training batches seen by a manual-optimization task
 
 
 class Task(L.LightningModule):
@@ -123,3 +124,30 @@ class Task(L.LightningModule):
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] is not None and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+class ManualOptimizationTask(Task):
+    """A task that steps its own optimizers (GANs): it counts training batches, which pace its steps and
+    samples (Lightning's global_step counts optimizer steps), keeps the count in checkpoints, and steps its
+    schedulers at their configured interval."""
+
+    def __init__(self, data_spec: DataSpec, optimizer: Callable | None, scheduler: dict | None = None):
+        super().__init__(data_spec, optimizer, scheduler)
+        self.automatic_optimization = False
+        self.batches = 0
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
+        self.step_schedulers("step")
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self.step_schedulers("epoch")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[BATCHES_KEY] = self.batches
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.batches = checkpoint.get(BATCHES_KEY, 0)

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
-from dlbook.tasks.base import Task
-from dlbook.tasks.gan import BATCHES_KEY, discriminator_loss
+from dlbook.tasks.base import ManualOptimizationTask
+from dlbook.tasks.gan import discriminator_loss
 
 FIXED_KEY = "dlbook_cyclegan_fixed_count"  # checkpoint entry: how many of the fixed A images have been taken
 
@@ -64,7 +64,7 @@ def generator_adversarial_loss(scores: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(scores, torch.ones_like(scores))
 
 
-class CycleGANTask(Task):
+class CycleGANTask(ManualOptimizationTask):
     accepts = ("unpaired_images",)
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
@@ -80,13 +80,11 @@ class CycleGANTask(Task):
             raise DlbookError(f"model.pool_size={pool_size} must be a positive number of images")
         self.generator_optimizer_factory = generator_optimizer or optimizer
         self.discriminator_optimizer_factory = discriminator_optimizer or optimizer
-        self.automatic_optimization = False  # two optimizers, each stepped on its own loss
         self.cycle_weight, self.identity_weight = cycle_weight, identity_weight
         shape = data_spec.input_shape
         self.generator_ab, self.generator_ba = generator(input_shape=shape), generator(input_shape=shape)
         self.discriminator_a, self.discriminator_b = discriminator(input_shape=shape), discriminator(input_shape=shape)
         self.pool_a, self.pool_b = ImagePool(pool_size, shape), ImagePool(pool_size, shape)
-        self.batches = 0
         # The first training images of A, translated A -> B -> A in every sample grid; a buffer, so a resumed
         # run keeps showing the same ones.
         self.register_buffer("fixed_images", torch.zeros(num_fixed_samples, *shape))
@@ -158,21 +156,11 @@ class CycleGANTask(Task):
         self.fixed_images[self.fixed_count:self.fixed_count + len(taken)] = taken
         self.fixed_count += len(taken)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
-        self.step_schedulers("step")
-
-    def on_train_epoch_end(self) -> None:
-        super().on_train_epoch_end()
-        self.step_schedulers("epoch")
-
     # -- checkpoints -------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint[BATCHES_KEY] = self.batches
         checkpoint[FIXED_KEY] = self.fixed_count
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.batches = checkpoint.get(BATCHES_KEY, 0)
         self.fixed_count = checkpoint.get(FIXED_KEY, 0)

@@ -29,11 +29,10 @@ from torch.nn import functional as F
 
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
-from dlbook.tasks.base import Task
+from dlbook.tasks.base import ManualOptimizationTask
 
 LOSSES = ("non_saturating", "least_squares", "wasserstein", "wasserstein_gp")
 SWEEP_STEPS = 10  # columns of an InfoGAN continuous code's grid
-BATCHES_KEY = "dlbook_gan_batches"  # checkpoint entry: training batches seen, which paces n_critic and sampling
 
 
 def discriminator_loss(loss: str, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -53,7 +52,7 @@ def generator_loss(loss: str, fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.mean()
 
 
-class GANTask(Task):
+class GANTask(ManualOptimizationTask):
     accepts = ("labelled_images",)
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
@@ -80,7 +79,6 @@ class GANTask(Task):
                               "and take the place of labels: model.conditional must be false")
         self.generator_optimizer_factory = generator_optimizer or optimizer
         self.discriminator_optimizer_factory = discriminator_optimizer or optimizer
-        self.automatic_optimization = False  # two optimizers, stepped at different rates
         self.loss, self.latent_dim, self.n_critic = loss, latent_dim, n_critic
         self.clip_value, self.gradient_penalty_weight = clip_value, gradient_penalty_weight
         self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
@@ -98,7 +96,6 @@ class GANTask(Task):
                                             for m in self.discriminator.modules()):
             raise DlbookError("model.loss=wasserstein_gp penalises each sample's gradient, which BatchNorm in the "
                               "critic mixes across the batch; set model.discriminator.norm=layer (or none)")
-        self.batches = 0
         # Fixed inputs for sample grids, buffers so that a resumed run keeps drawing the same samples.
         noise, labels = self.sample_inputs(num_fixed_samples)
         self.register_buffer("fixed_noise", noise)
@@ -250,20 +247,3 @@ class GANTask(Task):
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, self.gradient_clip_val, self.gradient_clip_algorithm)
         optimizer.step()
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        super().on_train_batch_end(outputs, batch, batch_idx)
-        self.step_schedulers("step")
-
-    def on_train_epoch_end(self) -> None:
-        super().on_train_epoch_end()
-        self.step_schedulers("epoch")
-
-    # -- checkpoints -------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint[BATCHES_KEY] = self.batches
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.batches = checkpoint.get(BATCHES_KEY, 0)
