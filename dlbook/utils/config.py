@@ -89,3 +89,26 @@ def choices() -> dict[str, str]:
 
     return {group: str(choice) for group, choice in HydraConfig.get().runtime.choices.items()
             if not group.startswith("hydra")}
+
+
+def compose_run(overrides, output_dir, config_name: str = "train"):
+    """The config `python <config_name>.py <overrides>` would get, with Hydra's runtime set up as for a run
+    writing into output_dir: for calling dlbook.train.train or dlbook.eval.evaluate in-process (tests,
+    benchmarks, notebooks)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: compose a dlbook run in-process, and write MNIST-size IDX files."""
+"""Helpers shared by the benchmarks: dlbook importable from a checkout, and random data in the real file formats."""
 
 import gzip
 import struct
@@ -9,29 +9,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-
-def compose_run(overrides: list[str], output_dir: Path):
-    """The config `python train.py <overrides>` would get, with Hydra's runtime set up for an in-process run."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from dlbook.utils.config import config_dir, register_resolvers
-
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def write_random_mnist(data_dir: Path, n_train: int = 60000, n_test: int = 10000, seed: int = 0) -> Path:

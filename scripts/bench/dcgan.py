@@ -16,7 +16,9 @@ import os
 import statistics
 import time
 
-from common import compose_run, scratch_dir, write_random_cifar10
+from common import scratch_dir, write_random_cifar10
+
+from dlbook.utils.config import compose_run  # after common, which puts the checkout on the path
 
 BATCH_SIZE = 128
 TIMES: list[float] = []  # dlbook's iterations/s, one per run

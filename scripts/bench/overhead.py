@@ -13,7 +13,9 @@ import os
 import statistics
 import time
 
-from common import compose_run, scratch_dir, write_random_mnist
+from common import scratch_dir, write_random_mnist
+
+from dlbook.utils.config import compose_run  # after common, which puts the checkout on the path
 
 TIMES: dict[str, list[float]] = {}
 
