@@ -7,7 +7,7 @@ import logging
 import warnings
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from dlbook.utils.config import apply_extras, config_dir, instantiate_group, register_resolvers
 from dlbook.utils.entry import guarded, scalar_metrics, write_summary
@@ -22,27 +22,22 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from hydra.utils import instantiate
 
     from dlbook.errors import CheckpointError
-    from dlbook.tasks.base import CONFIG_KEY
     from dlbook.train import build_datamodule, build_model
-    from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint
+    from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint, saved_run_config
 
     output_dir = HydraConfig.get().runtime.output_dir
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir)
-    saved = load_checkpoint(ckpt_path).get(CONFIG_KEY)
-    if saved is None:
-        raise CheckpointError(f"ckpt_path={ckpt_path} holds no dlbook run config; eval.py reads checkpoints "
-                              f"written by train.py.")
-    run_cfg = OmegaConf.create(saved["config"])
+    run_cfg, choices = saved_run_config(load_checkpoint(ckpt_path), ckpt_path, "eval.py")
     if "data_dir" in run_cfg.data:  # the data may live elsewhere on this machine
         run_cfg.data.data_dir = cfg.paths.data_dir
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    log.info(f"Evaluating {ckpt_path}: model={saved['choices'].get('model')} data={saved['choices'].get('data')}")
+    log.info(f"Evaluating {ckpt_path}: model={choices.get('model')} data={choices.get('data')}")
     datamodule = build_datamodule(run_cfg)
-    model = build_model(run_cfg, datamodule.spec, saved["choices"])
+    model = build_model(run_cfg, datamodule.spec, choices)
     if not model.has_test_metric:
-        raise CheckpointError(f"ckpt_path={ckpt_path} holds model={saved['choices'].get('model')}, which has no test "
+        raise CheckpointError(f"ckpt_path={ckpt_path} holds model={choices.get('model')}, which has no test "
                               f"metric; draw samples from it with scripts/sample.py ckpt_path={ckpt_path}.")
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, logger=loggers or False)

@@ -62,22 +62,11 @@ class FrechetDistance(L.Callback):
 
 def load_classifier(path: Path):
     """The net and (unloaded) datamodule of a classifier checkpoint, rebuilt from the config saved in it."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from dlbook.tasks.classification import ClassificationTask
+    from dlbook.utils.checkpoints import check_checkpoint, restore_task
 
-    from dlbook.tasks.base import CONFIG_KEY
-    from dlbook.train import build_model
-    from dlbook.utils.checkpoints import check_checkpoint, load_checkpoint
-
-    checkpoint = load_checkpoint(check_checkpoint(path))
-    saved = checkpoint.get(CONFIG_KEY)
-    if saved is None or "ClassificationTask" not in saved["config"]["model"]["_target_"]:
+    task, datamodule, choices = restore_task(check_checkpoint(path), "callbacks.sample_quality")
+    if not isinstance(task, ClassificationTask):
         raise DlbookError(f"callbacks.sample_quality.classifier_ckpt={path} is not a classifier written by train.py.")
-    config = OmegaConf.create(saved["config"])
-    datamodule = instantiate(config.data)
-    if checkpoint.get(type(datamodule).__qualname__):  # e.g. an image folder's mean and std
-        datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
-    task = build_model(config, datamodule.spec, saved["choices"])
-    task.load_state_dict(checkpoint["state_dict"])
-    log.info(f"Sample quality measured in the features of {path} ({saved['choices'].get('model')})")
+    log.info(f"Sample quality measured in the features of {path} ({choices.get('model')})")
     return task.net.eval(), datamodule

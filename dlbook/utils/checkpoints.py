@@ -49,3 +49,34 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path} is not a Lightning checkpoint (it has no state_dict).")
     return checkpoint
+
+
+def saved_run_config(checkpoint: dict, path: Path, reader: str):
+    """The resolved config and the group choices that train.py stored in a checkpoint."""
+    from omegaconf import OmegaConf
+
+    from dlbook.tasks.base import CONFIG_KEY
+
+    saved = checkpoint.get(CONFIG_KEY)
+    if saved is None:
+        raise CheckpointError(f"ckpt_path={path} holds no dlbook run config; {reader} reads checkpoints "
+                              f"written by train.py.")
+    return OmegaConf.create(saved["config"]), saved["choices"]
+
+
+def restore_task(path: Path, reader: str):
+    """(task with its trained weights, its datamodule, group choices), rebuilt from the config saved in the
+    checkpoint. The datamodule gives shapes, classes and normalisation; it reads no data."""
+    from hydra.utils import instantiate
+
+    from dlbook.train import build_model
+
+    checkpoint = load_checkpoint(path)
+    run_cfg, choices = saved_run_config(checkpoint, path, reader)
+    datamodule = instantiate(run_cfg.data)
+    datamodule_state = checkpoint.get(type(datamodule).__qualname__)
+    if datamodule_state:  # e.g. an image folder's mean and std
+        datamodule.load_state_dict(datamodule_state)
+    task = build_model(run_cfg, datamodule.spec, choices)
+    task.load_state_dict(checkpoint["state_dict"])
+    return task, datamodule, choices
