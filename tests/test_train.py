@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import time
 
 import pytest
 import torch
@@ -95,8 +96,14 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     train(cfg)
     runs = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(runs) == 1
-    with open(runs[0], "rb") as f:
-        record = f.read()
+    # W&B's writer is a separate process that can still be flushing the record file when finish() returns.
+    deadline = time.monotonic() + 30
+    while True:
+        with open(runs[0], "rb") as f:
+            record = f.read()
+        if (b"val/acc" in record and b"digits" in record) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert b"val/acc" in record and b"digits" in record  # metrics and the resolved config
 
 
