@@ -26,7 +26,15 @@ class Task(L.LightningModule):
         self.scheduler_config = scheduler or {}
         self.run_config: dict | None = None
         self._first_nonfinite_step: torch.Tensor | None = None  # on the device: -1 while every loss is finite
-        self._epoch_sums: dict[str, torch.Tensor] = {}  # name -> [weighted sum, weight] of log_epoch_mean values
+        self._epoch_sums: dict[str, list] = {}  # name -> [sum on the device, count], see log_epoch_sum
+
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets _current_fx_name around each of the ~40 hook calls of a step; it is a plain string,
+        # and nn.Module.__setattr__'s parameter/buffer/module checks cost ten times a plain assignment.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     @property
     def has_test_metric(self) -> bool:
@@ -88,19 +96,33 @@ class Task(L.LightningModule):
         optimizer.step()
 
     def log_epoch_mean(self, name: str, value: torch.Tensor, batch_size: int) -> None:
-        """Add to the epoch's batch-size-weighted mean of `name`, logged when the training epoch ends.
+        """Add a batch's mean `value` to the epoch's batch-size-weighted mean of `name` (see log_epoch_sum)."""
+        self.log_epoch_sum(name, value.detach().double() * batch_size, batch_size)
 
-        Summed in place on the device: no host sync per step, and none of self.log's per-call bookkeeping."""
-        total = self._epoch_sums.get(name)
-        if total is None:
-            total = self._epoch_sums[name] = torch.zeros(2, dtype=torch.float64, device=value.device)
-        total[0] += value.detach().double() * batch_size
-        total[1] += batch_size
+    def log_epoch_sum(self, name: str, total: torch.Tensor, count: int) -> None:
+        """Add `total` over `count` samples to the epoch's mean of `name`, logged by log_epoch_means when the stage's
+        epoch ends. Summed in place on the device, the count on the host: two kernels a step, no host sync, and
+        none of self.log's or torchmetrics' per-call bookkeeping."""
+        entry = self._epoch_sums.get(name)
+        if entry is None:
+            self._epoch_sums[name] = [total.detach().double(), count]
+        else:
+            entry[0] += total.detach()
+            entry[1] += count
+
+    def log_epoch_means(self, prefix: str) -> dict[str, torch.Tensor]:
+        """Log the epoch means of the names starting with `prefix` ("train/", "val/", ...), summed over all
+        processes, and start them afresh; returns them."""
+        means = {}
+        for name in [name for name in self._epoch_sums if name.startswith(prefix)]:
+            total, count = self._epoch_sums.pop(name)
+            total, count = self.trainer.strategy.reduce(torch.stack([total, total.new_tensor(count)]), reduce_op="sum")
+            means[name] = (total / count).float()
+            self.log(name, means[name], prog_bar=True)
+        return means
 
     def on_train_epoch_end(self) -> None:
-        for name, (total, count) in self._epoch_sums.items():
-            self.log(name, (total / count).float(), prog_bar=True, sync_dist=True)
-        self._epoch_sums.clear()
+        self.log_epoch_means("train/")
 
     def step_schedulers(self, interval: str) -> None:
         """Step every scheduler whose configured interval ("step" or "epoch") this is."""

@@ -4,8 +4,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MaxMetric
 
 from dlbook.data.spec import DataSpec
 from dlbook.tasks.base import Task
@@ -19,11 +18,6 @@ class ClassificationTask(Task):
         super().__init__(data_spec, optimizer, scheduler)
         self.net = net(input_shape=data_spec.input_shape, num_classes=data_spec.num_classes)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        # Updated every step without host syncs (no argument checks, no NaN checks); logged once per epoch.
-        for stage in ("train", "val", "test"):
-            setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=data_spec.num_classes, average="micro",
-                                                             validate_args=False))
-            setattr(self, f"{stage}_loss", MeanMetric(nan_strategy="disable"))
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume, so the best is over the whole run
 
@@ -34,14 +28,11 @@ class ClassificationTask(Task):
         images, labels = batch
         logits = self(images)
         loss = self.criterion(logits, labels)
-        getattr(self, f"{stage}_acc").update(logits.detach(), labels)
-        getattr(self, f"{stage}_loss").update(loss.detach())
+        # Summed on the device and logged once per epoch: a few kernels a step where torchmetrics' accuracy and
+        # mean launch dozens.
+        self.log_epoch_mean(f"{stage}/loss", loss, len(labels))
+        self.log_epoch_sum(f"{stage}/acc", (logits.argmax(dim=1) == labels).sum(), len(labels))
         return loss
-
-    def _log_epoch(self, stage: str) -> None:
-        # Logging the metric objects makes Lightning compute, sync across processes and reset them.
-        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=True)
-        self.log(f"{stage}/acc", getattr(self, f"{stage}_acc"), prog_bar=True)
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
@@ -54,18 +45,14 @@ class ClassificationTask(Task):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    def on_train_epoch_end(self) -> None:
-        super().on_train_epoch_end()
-        self._log_epoch("train")
-
     def on_validation_epoch_end(self) -> None:
+        means = self.log_epoch_means("val/")
         if not self.trainer.sanity_checking:  # the sanity check must not count as a best epoch
-            self.val_acc_best(self.val_acc.compute())
+            self.val_acc_best(means["val/acc"])
             self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
-        self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        self.log_epoch_means("test/")
 
     def predict_step(self, batch, batch_idx):
         return self(batch[0]).argmax(dim=1)
