@@ -167,7 +167,7 @@ def test_sample_script_refuses_a_classifier(run_config, tmp_path):
      "set model.discriminator.norm=layer"),
     (["model=dcgan", "data=mnist", "data.download=false", "model.discriminator.norm=group"],
      "norm='group' is not one of batch, layer"),
-    (["model=dcgan"], "DCGAN takes square images of 28x28, 32x32, 64x64 pixels, the data gives 8x8.*"
+    (["model=dcgan"], "DCGAN takes square images of 14x14, 16x16, 28x28, 32x32, 64x64 pixels, the data gives 8x8.*"
                       "Data choices that fit .*: cifar10, fashion_mnist, mnist"),
     (["model=gan", "scheduler=plateau"], "watches val/loss"),
 ])

@@ -1,6 +1,7 @@
-"""DCGAN (Radford et al. 2016), sized from the input: 28x28, 32x32 or 64x64 images.
+"""DCGAN (Radford et al. 2016), sized from the input: 14x14, 16x16, 28x28, 32x32 or 64x64 images (the small ones
+are StackGAN's Stage I).
 
-The generator projects the latent vector to a small feature map (7x7 for 28 pixels, else 4x4), then doubles
+The generator projects the latent vector to a small feature map (7x7 for 14 and 28 pixels, else 4x4), then doubles
 it with stride-2 transposed convolutions, halving the channels, to a tanh image; BatchNorm and ReLU
 everywhere but the output. The discriminator mirrors it with stride-2 convolutions and LeakyReLU(0.2),
 no normalisation on its first layer, and a last convolution over the whole map giving one logit.
@@ -15,7 +16,7 @@ from torch import nn
 from dlbook.errors import DlbookError, IncompatibleDataError
 from dlbook.nets.conditioning import LabelEmbedding
 
-FIRST_MAP_SIZE = {28: 7, 32: 4, 64: 4}  # image size -> size of the generator's first feature map
+FIRST_MAP_SIZE = {14: 7, 16: 4, 28: 7, 32: 4, 64: 4}  # image size -> size of the generator's first feature map
 NORMS = {"batch": nn.BatchNorm2d, "layer": lambda channels: nn.GroupNorm(1, channels), "none": lambda _: nn.Identity()}
 
 

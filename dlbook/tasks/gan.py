@@ -21,7 +21,8 @@ The run's `scheduler`, if any, gets one instance per optimizer.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -50,6 +51,17 @@ def generator_loss(loss: str, fake_scores: torch.Tensor) -> torch.Tensor:
     if loss == "least_squares":  # target c=1
         return 0.5 * (fake_scores - 1).pow(2).mean()
     return -fake_scores.mean()
+
+
+@contextmanager
+def eval_mode(net: nn.Module) -> Iterator[None]:
+    """net in eval mode inside the block, so BatchNorm uses (and does not update) its running statistics."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was_training)
 
 
 class GANTask(ManualOptimizationTask):
@@ -166,12 +178,9 @@ class GANTask(ManualOptimizationTask):
 
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1]. In eval mode, so BatchNorm uses (and does not update) its running statistics."""
-        was_training = self.generator.training
-        self.generator.eval()
-        images = self.generator(noise, labels)
-        self.generator.train(was_training)
-        return images
+        """Images in [-1, 1], drawn in eval mode."""
+        with eval_mode(self.generator):
+            return self.generator(noise, labels)
 
     # -- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):
