@@ -1,18 +1,27 @@
-"""CycleGAN: the unpaired-folders data, the nets, the image pool, training through dlbook.train, resume, LR decay."""
+"""CycleGAN: the unpaired-folders data, the nets, the image pool, training through dlbook.train, resume, LR decay,
+translating a folder with scripts/sample.py."""
 
 import csv
+import importlib.util
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from dlbook.data.image_folder import decode_images, image_files
 from dlbook.errors import DlbookError
 from dlbook.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from dlbook.tasks.cyclegan import ImagePool
 from dlbook.tasks.base import BATCHES_KEY
 from dlbook.train import build_datamodule, build_model, train
+from dlbook.utils.checkpoints import resolve_checkpoint, restore_task
+from dlbook.utils.config import compose_run
 from tests.datasets import write_unpaired_folders
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PER_DOMAIN, BATCH_SIZE, SIZE = 64, 8, 16
 BATCHES = PER_DOMAIN // BATCH_SIZE  # per epoch
@@ -140,3 +149,71 @@ def test_resume_continues_the_counter_the_pools_and_the_fixed_images(run_config,
     assert not torch.equal(task.pool_b.images, pool)  # the restored pool kept taking fakes
     assert {path.name for path in (tmp_path / "run" / "samples").glob("*.png")} == {
         f"step_{BATCHES:06d}.png", f"step_{2 * BATCHES:06d}.png"}
+
+
+def run_sample_script(tmp_path, *overrides) -> Path:
+    """scripts/sample.py in this process, as `python scripts/sample.py <overrides>` would run it."""
+    spec = importlib.util.spec_from_file_location("sample_script", ROOT / "scripts" / "sample.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script.sample(compose_run([f"paths.log_dir={tmp_path / 'outputs'}", *overrides], tmp_path / "sample",
+                                     "sample"))
+
+
+def pixels(image) -> torch.Tensor:
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).int()
+
+
+def cell(grid: torch.Tensor, row: int, column: int) -> torch.Tensor:
+    """One image of a grid of SIZE px images with 2 px of padding."""
+    top, left = 2 + row * (SIZE + 2), 2 + column * (SIZE + 2)
+    return grid[:, top:top + SIZE, left:left + SIZE]
+
+
+@pytest.mark.parametrize("direction, there, back", [("AB", "generator_ab", "generator_ba"),
+                                                    ("BA", "generator_ba", "generator_ab")])
+def test_sample_script_translates_a_folder_with_a_generator(run_config, tmp_path, direction, there, back):
+    train(run_config(small_run(tmp_path, "trainer.max_epochs=1", "++trainer.limit_train_batches=2")))
+    folder = tmp_path / "data" / "unpaired" / f"train{direction[0]}"
+    n = 10  # a block of 8 and one of 2
+    output = run_sample_script(tmp_path, f"ckpt_path={tmp_path / 'run'}", f"input={folder}", f"n={n}",
+                               f"direction={direction}", f"output={tmp_path / 'grid.png'}",
+                               f"output_dir={tmp_path / 'translated'}")
+    grid = pixels(Image.open(output))
+    assert grid.shape == (3, 2 * 3 * (SIZE + 2) + 2, 8 * (SIZE + 2) + 2)  # 2 blocks of 3 rows, 8 columns
+
+    files = image_files(folder)[:n]
+    written = [pixels(Image.open(tmp_path / "translated" / file.name)) for file in files]
+    task, datamodule, _ = restore_task(resolve_checkpoint(str(tmp_path / "run"), ""), "test")
+    inputs = datamodule.normalize(decode_images(files, SIZE, 3))
+    task.eval()
+    with torch.no_grad():
+        translated = getattr(task, there)(inputs)
+        reconstructed = getattr(task, back)(translated)
+    as_pixels = lambda images: ((images + 1) * 127.5).round().int()  # noqa: E731
+    for index, (real, translation, reconstruction) in enumerate(zip(*map(as_pixels, (inputs, translated,
+                                                                                      reconstructed)))):
+        block, column = divmod(index, 8)
+        assert torch.equal(cell(grid, 3 * block, column), real)
+        assert torch.equal(cell(grid, 3 * block + 1, column), written[index])
+        assert (written[index] - translation).abs().max() <= 1  # PNG rounding
+        assert (cell(grid, 3 * block + 2, column) - reconstruction).abs().max() <= 1
+        assert (written[index] - real).abs().float().mean() > 10  # not the input passed through
+    assert cell(grid, 3, 2).max() == 0  # the short last block is filled out with black
+
+
+def test_sample_script_errors_for_cyclegan_input(run_config, tmp_path):
+    train(run_config(small_run(tmp_path, "trainer.max_epochs=1", "++trainer.limit_train_batches=1")))
+    train(run_config(["model=gan", "trainer.max_epochs=1", "++trainer.limit_train_batches=1"], run_name="gan"))
+    (tmp_path / "empty").mkdir()
+    cyclegan, gan = f"ckpt_path={tmp_path / 'run'}", f"ckpt_path={tmp_path / 'gan'}"
+    for overrides, message in [
+        ([cyclegan], r"is a CycleGAN \(model=cyclegan\), which translates images: give input=<folder of A images>"),
+        ([cyclegan, f"input={tmp_path / 'empty'}"], r"input=.*empty is not a folder holding images \(.bmp, "),
+        ([cyclegan, f"input={tmp_path / 'missing'}"], "input=.*missing is not a folder holding images"),
+        ([cyclegan, f"input={tmp_path}", "direction=ab"], "direction=ab must be AB .* or BA"),
+        ([gan, f"input={tmp_path}"], "input=.* is for translating with a CycleGAN; .* is a model=gan GAN, which "
+                                     "draws from noise: leave input= out"),
+    ]:
+        with pytest.raises(DlbookError, match=message):
+            run_sample_script(tmp_path, *overrides)

@@ -1,14 +1,31 @@
-"""The Fréchet distance and the offline sample-quality callback for GANs."""
+"""The Fréchet distance and the sample-quality callback for GANs: offline in a classifier's features, and FID with
+Inception weights in the real file format (random values; nothing is downloaded)."""
 
 import csv
+import math
+from unittest import mock
 
 import pytest
 import torch
+from torch import nn
 
+from dlbook.callbacks import sample_quality
+from dlbook.callbacks.sample_quality import (INCEPTION_FILE, INCEPTION_URL, FrechetDistance, InceptionFeatures,
+                                             choose_features)
+from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
 from dlbook.metrics import frechet_distance, penultimate_features
 from dlbook.nets.mlp import MLP
 from dlbook.train import train
+from tests.datasets import digits
+
+
+@pytest.fixture(autouse=True)
+def empty_torch_home(tmp_path, monkeypatch):
+    """No Inception weights in torch hub's cache unless a test puts them there: auto mode falls back to the
+    classifier whatever this machine has cached."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
 
 
 def test_frechet_distance_of_known_gaussians():
@@ -76,5 +93,122 @@ def test_gan_optuna_search_minimises_the_distance():
         cfg = compose("train", overrides=["hparams_search=gan_optuna", "callbacks.sample_quality.classifier_ckpt=c"],
                       return_hydra_config=True)
     assert cfg.optimized_metric == cfg.monitor == "val/frechet_distance" and cfg.monitor_mode == "min"
+    assert cfg.callbacks.sample_quality.features == "classifier"  # not auto, which may find Inception weights
     assert cfg.hydra.sweeper.direction == "minimize" and cfg.callbacks.sample_quality.classifier_ckpt == "c"
     assert cfg.model._target_ == "dlbook.tasks.gan.GANTask"
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory):
+    """torch-fidelity's Inception-v3 with random weights, saved as the file it downloads, in torch hub's cache
+    layout. The convolutions get He initialisation: PyTorch's default shrinks the activations through the ~90
+    layers until every distance is about 0."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    torch.manual_seed(0)
+    with mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", return_value={}), \
+            mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict"):
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    path = tmp_path_factory.mktemp("torch") / "hub" / "checkpoints" / INCEPTION_FILE
+    path.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def torch_home(weights):
+    return str(weights.parents[2])
+
+
+def test_fid_tells_the_same_images_from_others_and_from_noise(inception_weights, monkeypatch):
+    monkeypatch.setattr(sample_quality, "INCEPTION_BATCH", 4)  # several batches per set
+    images = torch.from_numpy(digits(16)[0]).permute(0, 3, 1, 2)  # grey, repeated as RGB for Inception
+    noise = torch.randint(0, 256, (6, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    inception = InceptionFeatures(inception_weights)
+    inception.load(DataSpec("labelled_images", (1, 16, 16), 10))
+    real, other_digits, noise = (inception.features(x, "cpu") for x in (images[:6], images[6:12], noise))
+    assert real.shape == (6, 2048)
+    same, other, random = (frechet_distance(real, fake).item() for fake in (real, other_digits, noise))
+    assert same == pytest.approx(0, abs=1e-6)
+    assert random > 10 * other > 0, (same, other, random)
+
+
+def test_frechet_distance_is_torchmetrics_fid(monkeypatch):
+    from torchmetrics.image.fid import _compute_fid
+
+    generator = torch.Generator().manual_seed(0)
+    for n in (8, 100):  # fewer samples than features, and more
+        a, b = torch.randn(n, 16, generator=generator).double(), torch.rand(n, 16, generator=generator).double()
+        expected = _compute_fid(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
+        assert frechet_distance(a, b).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_fid_is_logged_during_training(run_config, tmp_path, inception_weights, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", torch_home(inception_weights))  # found by auto, no classifier needed
+    _, objects = train(run_config(["model=gan", "trainer.max_epochs=2", "++trainer.limit_train_batches=3",
+                                   "logger=csv", "callbacks=[default,sample_quality]",
+                                   "++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null",
+                                   "callbacks.sample_quality.num_samples=6", "monitor=val/fid", "monitor_mode=min"]))
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        values = [float(row["val/fid"]) for row in csv.DictReader(f) if row["val/fid"]]
+    assert len(values) == 2 and all(math.isfinite(value) and value >= 0 for value in values), values
+    callback = next(c for c in objects["trainer"].callbacks if isinstance(c, FrechetDistance))
+    assert callback.extractor.weights == inception_weights
+    assert callback.real_features.shape == (6, 2048)  # measured once, kept for the second epoch
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint_state = next(state for key, state in best["callbacks"].items() if key.startswith("ModelCheckpoint"))
+    assert checkpoint_state["monitor"] == "val/fid"
+    assert float(checkpoint_state["best_model_score"]) == pytest.approx(min(values), rel=1e-5)
+
+
+def test_auto_chooses_inception_weights_then_the_classifier_else_explains(tmp_path, inception_weights, monkeypatch,
+                                                                        empty_torch_home):
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    assert INCEPTION_URL == fidelity.URL_INCEPTION_V3  # the file torch-fidelity would download
+    cache = empty_torch_home / "hub" / "checkpoints"
+    assert choose_features("auto", "c.ckpt", None).metric == "val/frechet_distance"
+    with pytest.raises(DlbookError, match="found no feature extractor") as error:
+        choose_features("auto", None, None)
+    for part in (f"download {INCEPTION_URL} into {cache}/", "inception_weights=<that file>", "classifier_ckpt=<",
+                 "python train.py model=mnist_cnn data=mnist"):
+        assert part in str(error.value)
+    with pytest.raises(DlbookError, match=r"features=inception: FID \(val/fid\) needs Inception weights: "
+                                          r"download .* Without them, use features=classifier"):
+        choose_features("inception", "c.ckpt", None)
+    with pytest.raises(DlbookError, match="inception_weights=.*missing.pth does not exist"):
+        choose_features("auto", "c.ckpt", str(tmp_path / "missing.pth"))
+    assert choose_features("auto", None, str(inception_weights)).metric == "val/fid"
+    with pytest.raises(DlbookError, match="classifier_ckpt is not set"):
+        choose_features("classifier", None, str(inception_weights))
+    with pytest.raises(DlbookError, match="features='fid' is not one of auto, inception, classifier"):
+        choose_features("fid", "c.ckpt", None)
+
+    monkeypatch.setenv("TORCH_HOME", torch_home(inception_weights))
+    assert choose_features("auto", "c.ckpt", None).weights == inception_weights  # weights first
+    with monkeypatch.context() as without_fidelity:
+        without_fidelity.setattr(sample_quality.importlib.util, "find_spec", lambda name: None)
+        assert choose_features("auto", "c.ckpt", None).metric == "val/frechet_distance"
+        with pytest.raises(DlbookError, match=r"needs Inception weights and the torch-fidelity package "
+                                              r"\(pip install 'dlbook\[fid\]'\)"):
+            choose_features("inception", None, None)
+
+
+def test_feature_errors_reach_train_as_one_clear_error(run_config, tmp_path, inception_weights, monkeypatch):
+    def gan_with_quality(*overrides):
+        return run_config(["model=gan", "trainer.max_epochs=1", "callbacks=[default,sample_quality]",
+                           "++callbacks.rich_progress_bar=null", "++callbacks.model_summary=null", *overrides])
+
+    with pytest.raises(DlbookError, match="features=inception: FID"):  # no weights in the (empty) cache
+        train(gan_with_quality("callbacks.sample_quality.features=inception"))
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(DlbookError, match="Inception weights .*broken.pth could not be loaded"):
+        train(gan_with_quality(f"callbacks.sample_quality.inception_weights={broken}"))
+    # auto finds the weights, so the metric is val/fid: monitoring the classifier's metric would fail later.
+    monkeypatch.setenv("TORCH_HOME", torch_home(inception_weights))
+    with pytest.raises(DlbookError, match="monitor=val/frechet_distance, but callbacks.sample_quality logs val/fid "
+                                          r"\(FID, Inception weights .*\). Set monitor=val/fid"):
+        train(gan_with_quality("callbacks.sample_quality.classifier_ckpt=c.ckpt", "monitor=val/frechet_distance"))

@@ -1,7 +1,9 @@
-"""A sample-quality metric for GANs that works offline: the Fréchet distance between generated and real training
-images, measured in the features of a classifier trained with dlbook on the same data (FID uses Inception
-features instead, which need downloaded weights)."""
+"""A sample-quality metric for GANs: the Fréchet distance between generated and real training images, measured
+in the features of Inception-v3 (FID: torchmetrics' FID network with torch-fidelity's weights, stored on this
+machine) or, offline, of a classifier trained with dlbook on the same data. The two give values on different
+scales, so they are logged under different names."""
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -13,51 +15,175 @@ from dlbook.metrics import frechet_distance, penultimate_features
 
 log = logging.getLogger(__name__)
 
+FEATURES = ("auto", "inception", "classifier")
+# What torch-fidelity (0.3, 0.4) downloads into torch hub's cache when given no weights file.
+INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth")
+INCEPTION_FILE = INCEPTION_URL.rsplit("/", 1)[1]
+INCEPTION_BATCH = 50  # images per Inception forward pass: at 299 px this bounds the memory, not the sample size
+
 
 class FrechetDistance(L.Callback):
-    """Every `every_n_epochs` epochs logs `val/frechet_distance` (lower is better) over `num_samples` generated and
-    as many real training images, on global rank 0 only.
+    """Every `every_n_epochs` epochs and after the last, on global rank 0 only, logs the Fréchet distance (lower
+    is better) between `num_samples` generated and as many real training images, in the features of
 
-    `classifier_ckpt` is a checkpoint written by train.py for a classifier of images of the same shape, e.g.
-    `python train.py model=mnist_cnn data=mnist` for MNIST GANs.
+    - features=inception: Inception-v3, as `val/fid`. The weights file is `inception_weights`, else
+      INCEPTION_FILE in torch hub's cache (`$TORCH_HOME/hub/checkpoints/`); nothing is downloaded.
+    - features=classifier: the classifier of `classifier_ckpt`, a checkpoint written by train.py for images of
+      the same shape (e.g. `python train.py model=mnist_cnn data=mnist` for MNIST GANs), as `val/frechet_distance`.
+    - features=auto: Inception when its weights file is found, else the classifier when `classifier_ckpt` is set.
     """
 
-    def __init__(self, classifier_ckpt: str, num_samples: int = 1000, every_n_epochs: int = 1):
-        if not classifier_ckpt:
-            raise DlbookError("callbacks.sample_quality.classifier_ckpt is not set: give the best.ckpt of a "
-                              "classifier trained on the same data, e.g. `python train.py model=mnist_cnn data=mnist`.")
-        self.classifier_ckpt = classifier_ckpt
+    def __init__(self, features: str = "auto", classifier_ckpt: str | None = None,
+                 inception_weights: str | None = None, num_samples: int = 1000, every_n_epochs: int = 1):
+        # Chosen in setup: a DlbookError raised while Hydra instantiates the callback reaches the user wrapped.
+        self.feature_settings = (features, classifier_ckpt, inception_weights)
+        self.extractor = self.real_features = None
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
-        self.classifier = self.classifier_data = None
+
+    @property
+    def metric(self) -> str:
+        return self.extractor.metric
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if not hasattr(pl_module, "sample_inputs"):
             raise DlbookError(f"callbacks.sample_quality measures a GAN's samples; {type(pl_module).__name__} "
                               f"has none. Remove it with callbacks.sample_quality=null")
-        if trainer.is_global_zero and self.classifier is None:
-            self.classifier, self.classifier_data = load_classifier(Path(self.classifier_ckpt))
-            if self.classifier_data.spec.input_shape != pl_module.data_spec.input_shape:
-                raise DlbookError(
-                    f"callbacks.sample_quality.classifier_ckpt={self.classifier_ckpt} classifies "
-                    f"{self.classifier_data.spec.describe()} images, the GAN makes {pl_module.data_spec.describe()}; "
-                    f"train a classifier on the GAN's data.")
+        if self.extractor is None:
+            self.extractor = choose_features(*self.feature_settings)
+        # The metric's name depends on the features found (auto), so a monitor of the other name fails here
+        # rather than after the first epoch.
+        for callback in trainer.callbacks:
+            monitor = getattr(callback, "monitor", None)
+            if monitor in (InceptionFeatures.metric, ClassifierFeatures.metric) and monitor != self.metric:
+                other = "classifier" if monitor == ClassifierFeatures.metric else "inception"
+                raise DlbookError(f"monitor={monitor}, but callbacks.sample_quality logs {self.metric} "
+                                  f"({self.extractor.describe()}). Set monitor={self.metric} (and optimized_metric "
+                                  f"in a sweep), or callbacks.sample_quality.features={other}.")
+        if trainer.is_global_zero:
+            self.extractor.load(pl_module.data_spec)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epochs_done = trainer.current_epoch + 1
         if not trainer.is_global_zero or (epochs_done % self.every_n_epochs and epochs_done != trainer.max_epochs):
             return
-        pl_module.log("val/frechet_distance", self.measure(trainer, pl_module), rank_zero_only=True)
+        pl_module.log(self.metric, self.measure(trainer, pl_module), rank_zero_only=True)
 
     def measure(self, trainer, pl_module) -> torch.Tensor:
         real = trainer.datamodule.data_train.images
         real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:self.num_samples]]
+        if self.real_features is None:  # the same real images every time, so their features are kept
+            self.real_features = self.extractor.features(real, pl_module.device)
         fake = pl_module.generate(*pl_module.sample_inputs(len(real)))
-        fake = ((fake.float() + 1) * 127.5).clamp(0, 255)  # [-1, 1] back to the pixel scale the classifier reads
-        self.classifier.to(pl_module.device)
-        features = [penultimate_features(self.classifier, self.classifier_data.normalize(images.to(pl_module.device)))
-                    for images in (real, fake)]
-        return frechet_distance(*features).float()
+        fake = ((fake.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # [-1, 1] back to pixels
+        return frechet_distance(self.real_features, self.extractor.features(fake, pl_module.device)).float()
+
+
+class ClassifierFeatures:
+    metric = "val/frechet_distance"
+
+    def __init__(self, classifier_ckpt: str | None):
+        if not classifier_ckpt:
+            raise DlbookError("callbacks.sample_quality.classifier_ckpt is not set: give the best.ckpt of a "
+                              "classifier trained on the same data, e.g. `python train.py model=mnist_cnn data=mnist`.")
+        self.classifier_ckpt = classifier_ckpt
+        self.classifier = self.classifier_data = None
+
+    def describe(self) -> str:
+        return f"the features of the classifier {self.classifier_ckpt}"
+
+    def load(self, data_spec) -> None:
+        if self.classifier is None:
+            self.classifier, self.classifier_data = load_classifier(Path(self.classifier_ckpt))
+        if self.classifier_data.spec.input_shape != data_spec.input_shape:
+            raise DlbookError(
+                f"callbacks.sample_quality.classifier_ckpt={self.classifier_ckpt} classifies "
+                f"{self.classifier_data.spec.describe()} images, the GAN makes {data_spec.describe()}; "
+                f"train a classifier on the GAN's data.")
+
+    def features(self, images: torch.Tensor, device) -> torch.Tensor:
+        """uint8 images -> N x D features."""
+        self.classifier.to(device)
+        return penultimate_features(self.classifier, self.classifier_data.normalize(images.to(device)))
+
+
+class InceptionFeatures:
+    metric = "val/fid"
+
+    def __init__(self, weights: Path):
+        self.weights = weights
+        self.net = None
+
+    def describe(self) -> str:
+        return f"FID, Inception weights {self.weights}"
+
+    def load(self, data_spec) -> None:
+        if data_spec.input_shape[0] not in (1, 3):
+            raise DlbookError(f"FID reads grey or RGB images, the GAN makes {data_spec.describe()}; "
+                              f"use callbacks.sample_quality.features=classifier.")
+        if self.net is not None:
+            return
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        try:
+            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                          feature_extractor_weights_path=str(self.weights))
+        except Exception as error:  # a truncated or foreign file
+            raise DlbookError(f"The Inception weights {self.weights} could not be loaded ({type(error).__name__}: "
+                              f"{error}); {inception_instructions()}") from error
+        log.info(f"Sample quality: FID ({self.metric}) with the Inception weights {self.weights}")
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, device) -> torch.Tensor:
+        """uint8 images -> N x 2048 features; the net resizes them to 299 px, grey ones are repeated as RGB."""
+        self.net.to(device)
+        batches = images.split(INCEPTION_BATCH)
+        return torch.cat([self.net(batch.to(device).expand(-1, 3, -1, -1)) for batch in batches])
+
+
+def choose_features(features: str, classifier_ckpt: str | None, inception_weights: str | None):
+    if features not in FEATURES:
+        raise DlbookError(f"callbacks.sample_quality.features={features!r} is not one of {', '.join(FEATURES)}.")
+    if features == "classifier":
+        return ClassifierFeatures(classifier_ckpt)
+    weights = find_inception_weights(inception_weights)
+    fidelity_installed = importlib.util.find_spec("torch_fidelity") is not None
+    if weights and fidelity_installed:
+        return InceptionFeatures(weights)
+    if features == "auto" and classifier_ckpt:
+        return ClassifierFeatures(classifier_ckpt)
+    install = "" if fidelity_installed else " and the torch-fidelity package (pip install 'dlbook[fid]')"
+    inception = f"FID ({InceptionFeatures.metric}) needs Inception weights{install}: {inception_instructions()}"
+    if features == "inception":
+        raise DlbookError(f"callbacks.sample_quality.features=inception: {inception} Without them, use "
+                          f"features=classifier with classifier_ckpt=<a classifier trained by dlbook on the same "
+                          f"data> (see README, GANs).")
+    raise DlbookError(f"callbacks.sample_quality found no feature extractor. {inception} Or, offline, the "
+                      f"Fréchet distance in a classifier's features ({ClassifierFeatures.metric}) needs "
+                      f"callbacks.sample_quality.classifier_ckpt=<best.ckpt of a classifier trained on the same "
+                      f"data, e.g. `python train.py model=mnist_cnn data=mnist`>.")
+
+
+def find_inception_weights(inception_weights: str | None) -> Path | None:
+    """The given weights file (which must exist), else torch-fidelity's file in torch hub's cache, if there."""
+    if inception_weights:
+        path = Path(inception_weights).expanduser()
+        if not path.is_file():
+            raise DlbookError(f"callbacks.sample_quality.inception_weights={inception_weights} does not exist; "
+                              f"{inception_instructions()}")
+        return path
+    cached = hub_weights_path()
+    return cached if cached.is_file() else None
+
+
+def hub_weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def inception_instructions() -> str:
+    return (f"download {INCEPTION_URL} into {hub_weights_path().parent}/ (torch hub's cache; TORCH_HOME moves it), "
+            f"or give callbacks.sample_quality.inception_weights=<that file>.")
 
 
 def load_classifier(path: Path):

@@ -95,15 +95,18 @@ class CycleGANTask(ManualOptimizationTask):
         return self.generator_ab(images_a)
 
     @torch.no_grad()
-    def translate_and_back(self, images_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G_AB(a), G_BA(G_AB(a))), in eval mode; the nets' InstanceNorm keeps no running statistics, so this
-        matters only to nets given dropout."""
+    def translate_and_back(self, images: torch.Tensor, direction: str = "AB") -> tuple[torch.Tensor, torch.Tensor]:
+        """(G_AB(a), G_BA(G_AB(a))) for A images, or with direction="BA" (G_BA(b), G_AB(G_BA(b))) for B images,
+        in eval mode; the nets' InstanceNorm keeps no running statistics, so this matters only to nets given
+        dropout."""
+        there, back = {"AB": (self.generator_ab, self.generator_ba),
+                       "BA": (self.generator_ba, self.generator_ab)}[direction]
         was_training = self.training
         self.eval()
-        fake_b = self.generator_ab(images_a)
-        reconstructed = self.generator_ba(fake_b)
+        translated = there(images)
+        reconstructed = back(translated)
         self.train(was_training)
-        return fake_b, reconstructed
+        return translated, reconstructed
 
     def sample_grids(self) -> dict[str, tuple[torch.Tensor, int]]:
         """For the sample-grid callback: three rows, the fixed A images, their B translations, and those
