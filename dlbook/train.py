@@ -21,7 +21,8 @@ def build_datamodule(cfg: DictConfig):
     from hydra.utils import instantiate
     from lightning.pytorch.utilities import rank_zero_only
 
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, on_device=cfg.get("data_on_device", False),
+                             channels_last=cfg.get("channels_last", False))
     if rank_zero_only.rank == 0:
         datamodule.prepare_data()  # a missing dataset fails here, before any model is built
     return datamodule
@@ -43,6 +44,41 @@ def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
                    "none of the fixed-size ones (image_folder and unpaired_folders take their shape from their files)")
         raise DlbookError(f"model={model} does not fit data={data} ({data_spec.describe()}): {error}. "
                           f"Data choices that fit model={model}: {fitting}.") from None
+
+
+def compile_mode(setting) -> str | None:
+    """The torch.compile mode that `compile=` asks for (true means "default"), or None for false."""
+    if setting in (None, False):
+        return None
+    if setting is True:
+        return "default"
+    import torch._inductor
+
+    modes = list(torch._inductor.list_mode_options())
+    if setting not in modes:
+        raise DlbookError(f"compile={setting} is not one of false, true, {', '.join(modes)}.")
+    return setting
+
+
+def apply_speed_options(model, channels_last: bool, mode: str | None) -> None:
+    """channels_last: 4-D weights in torch.channels_last (the datamodule puts batches in it too). mode: each of
+    the task's nets (its children with parameters) compiled in place with module.compile(), which keeps the
+    state-dict keys that checkpoints, eval.py and resuming rely on. torch.compile(task), which Lightning also
+    takes, would compile training_step with its metric updates and step counter: that recompiles until dynamo
+    gives up and runs it eagerly."""
+    import torch
+
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if mode is None:
+        return
+    if getattr(model, "loss", None) == "wasserstein_gp":
+        raise DlbookError("torch.compile cannot train model.loss=wasserstein_gp: its gradient penalty "
+                          "differentiates the critic's gradients (double backward), which torch.compile does not "
+                          "support. Set compile=false.")
+    for net in model.children():
+        if next(net.parameters(), None) is not None:
+            net.compile(mode=mode)
 
 
 def data_choices_for(model_cfg: DictConfig) -> list[str]:
@@ -127,6 +163,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     restore = cfg.get("ckpt_restore", "full")
     if restore not in RESTORE_MODES:
         raise DlbookError(f"ckpt_restore={restore} is not one of {', '.join(RESTORE_MODES)}.")
+    mode = compile_mode(cfg.get("compile"))
     continue_wandb_run(cfg, output_dir)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -139,6 +176,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.get("test") and not model.has_test_metric:
         raise DlbookError(f"test=true, but model={run_choices.get('model')} has no test metric (a GAN is judged by "
                           f"its samples: see samples/ in the run directory and scripts/sample.py); set test=false.")
+    apply_speed_options(model, cfg.get("channels_last", False), mode)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     model.run_config = {"config": resolved, "choices": run_choices}
 

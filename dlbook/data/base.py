@@ -31,7 +31,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def __init__(self, data_dir: str = "data", batch_size: int = 128, eval_batch_size: int | None = None,
                  val_fraction: float = 0.1, split_seed: int = 42, shuffle_seed: int = 0,
                  normalization: str = "standard", flip: bool = False, crop_padding: int = 0,
-                 download: bool = True, pin_memory: bool = False):
+                 download: bool = True, pin_memory: bool = False, on_device: bool = False,
+                 channels_last: bool = False, validate_on_test: bool = False):
         super().__init__()
         if normalization not in NORMALIZATIONS:
             raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
@@ -39,6 +40,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise DlbookError(f"data.val_fraction={val_fraction} must lie in [0, 1).")
         if batch_size < 1:
             raise DlbookError(f"data.batch_size={batch_size} must be a positive integer.")
+        if validate_on_test and val_fraction:
+            raise DlbookError(f"data.validate_on_test=true validates on the test set, so no validation split is "
+                              f"held out of the training set: set data.val_fraction=0 (it is {val_fraction}).")
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -50,6 +54,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.crop_padding = crop_padding
         self.download_allowed = download
         self.pin_memory = pin_memory
+        self.on_device = on_device
+        self.channels_last = channels_last
+        self.validate_on_test = validate_on_test
         self.data_train = self.data_val = self.data_test = None
         self._standardization_cache = None
 
@@ -98,8 +105,10 @@ class InMemoryImageDataModule(L.LightningDataModule):
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
             self.data_val = TensorImageDataset(images[order[:n_val]], labels[order[:n_val]])
             self.data_train = TensorImageDataset(images[order[n_val:]], labels[order[n_val:]])
-        if stage in (None, "test", "predict") and self.data_test is None:
+        if (stage in (None, "test", "predict") or self.validate_on_test) and self.data_test is None:
             self.data_test = TensorImageDataset(*self._load_checked("test"))
+        if self.validate_on_test:
+            self.data_val = self.data_test
 
     def _load_checked(self, split: str):
         missing = self.missing_files(split)
@@ -108,16 +117,24 @@ class InMemoryImageDataModule(L.LightningDataModule):
         return self.load_split(split)
 
     def train_dataloader(self):
-        return batch_loader(self.data_train, self.batch_size, shuffle=True, seed=self.shuffle_seed,
-                            pin_memory=self.pin_memory)
+        return self.loader(self.data_train, self.batch_size, shuffle=True)
 
     def val_dataloader(self):
         if len(self.data_val) == 0:
             return []
-        return batch_loader(self.data_val, self.eval_batch_size, shuffle=False, seed=0, pin_memory=self.pin_memory)
+        return self.loader(self.data_val, self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self):
-        return batch_loader(self.data_test, self.eval_batch_size, shuffle=False, seed=0, pin_memory=self.pin_memory)
+        return self.loader(self.data_test, self.eval_batch_size, shuffle=False)
+
+    def loader(self, dataset, batch_size: int, shuffle: bool):
+        """Batches of dataset; with on_device, its tensors first move to the trainer's device (each DDP rank's
+        own), so batches are gathered there and nothing is copied from the host per batch but the indices."""
+        device = self.trainer.strategy.root_device if self.on_device and self.trainer is not None else None
+        if device is not None:
+            dataset.to(device)
+        return batch_loader(dataset, batch_size, shuffle=shuffle, seed=self.shuffle_seed if shuffle else 0,
+                            pin_memory=self.pin_memory and (device is None or device.type == "cpu"))
 
     def predict_dataloader(self):
         return self.test_dataloader()
@@ -133,6 +150,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
             images = random_crop(images, self.crop_padding)
         if augment and self.flip:
             images = random_flip(images)
+        if self.channels_last:  # the layout the net's convolutions were put in
+            images = images.contiguous(memory_format=torch.channels_last)
         return images
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:

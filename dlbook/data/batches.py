@@ -21,9 +21,14 @@ class TensorImageDataset(Dataset):
     def __getitem__(self, index: int):
         return self.images[index], self.labels[index]
 
+    def to(self, device: torch.device) -> "TensorImageDataset":
+        """Keep the tensors on device (once, at first use): batches are then gathered there."""
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        return self
+
     def __getitems__(self, indices: list[int]):
         # DataLoader calls this with a whole batch of indices when it exists.
-        index = torch.tensor(indices)
+        index = torch.tensor(indices, device=self.images.device)
         # index_select is several times faster than advanced indexing for a gather along the first dim.
         return self.images.index_select(0, index), self.labels.index_select(0, index)
 

@@ -11,7 +11,6 @@ import torch
 from torch.utils.data import Dataset
 
 from dlbook.data.base import InMemoryImageDataModule
-from dlbook.data.batches import batch_loader
 from dlbook.data.image_folder import decode_images, image_files
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
@@ -30,16 +29,23 @@ class UnpairedImageDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.images_a), len(self.images_b))
 
+    def to(self, device: torch.device) -> "UnpairedImageDataset":
+        self.images_a, self.images_b = self.images_a.to(device), self.images_b.to(device)
+        return self
+
     def __getitems__(self, indices: list[int]):
-        index_a = torch.tensor(indices) % len(self.images_a)
-        index_b = torch.randint(len(self.images_b), (len(indices),))  # the global stream, restored on resume
+        device = self.images_a.device
+        index_a = torch.tensor(indices, device=device) % len(self.images_a)
+        # Drawn from the global CPU stream, restored on resume, wherever the images are.
+        index_b = torch.randint(len(self.images_b), (len(indices),)).to(device)
         return self.images_a.index_select(0, index_a), self.images_b.index_select(0, index_b)
 
 
 class UnpairedFoldersDataModule(InMemoryImageDataModule):
     """Both domains decoded and resized to image_size x image_size once, scaled to [-1, 1] on the device and,
     with flip=true, mirrored at random (each image on its own). The whole of trainA/ and trainB/ is trained on.
-    Other settings (shuffle_seed, crop_padding, pin_memory) are those of InMemoryImageDataModule."""
+    Other settings (shuffle_seed, crop_padding, pin_memory, on_device, channels_last) are those of
+    InMemoryImageDataModule."""
 
     name = "unpaired_folders"
 
@@ -86,8 +92,7 @@ class UnpairedFoldersDataModule(InMemoryImageDataModule):
             self.data_train = UnpairedImageDataset(*domains)
 
     def train_dataloader(self):
-        return batch_loader(self.data_train, self.batch_size, shuffle=True, seed=self.shuffle_seed,
-                            pin_memory=self.pin_memory)
+        return self.loader(self.data_train, self.batch_size, shuffle=True)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         augment = self.trainer is not None and self.trainer.training
