@@ -19,3 +19,17 @@ def test_dcgan_benchmark_prints_both_throughputs_and_their_ratio(tmp_path):
     numbers = re.search(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook / plain", result.stdout, re.MULTILINE)
     plain, dlbook, ratio = map(float, numbers.groups())
     assert plain > 0 and dlbook > 0 and ratio == pytest.approx(dlbook / plain, abs=2e-3)
+
+
+def test_speed_options_benchmark_prints_each_option_against_fp32(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "speed_options.py"), "--batches", "3",
+                             "--warmup", "1", "--width", "4", "--batch-size", "8",
+                             "--options", "channels_last", "data_on_device"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "skipped data_on_device: it needs a GPU" in result.stdout
+    rows = {option: (float(rate), float(ratio)) for option, rate, ratio
+            in re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)x", result.stdout, re.MULTILINE)}
+    assert set(rows) == {"fp32", "channels_last"}
+    (baseline, _), (rate, ratio) = rows["fp32"], rows["channels_last"]
+    assert baseline > 0 and ratio == pytest.approx(rate / baseline, rel=1e-2)  # of numbers rounded to 3 places

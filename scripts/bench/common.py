@@ -26,6 +26,14 @@ def write_random_mnist(data_dir: Path, n_train: int = 60000, n_test: int = 10000
     return data_dir
 
 
+def synchronize(device) -> None:
+    """Wait for the GPU, so that a clock read after it has measured the work queued before."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="dlbook-bench-"))
 

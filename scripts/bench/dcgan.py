@@ -16,38 +16,12 @@ import os
 import statistics
 import time
 
-from common import scratch_dir, write_random_cifar10
+from common import scratch_dir, synchronize, write_random_cifar10
+from iteration_timer import find_timer
 
 from dlbook.utils.config import compose_run  # after common, which puts the checkout on the path
 
 BATCH_SIZE = 128
-TIMES: list[float] = []  # dlbook's iterations/s, one per run
-
-
-def synchronize(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-class IterationTimer:
-    """Lightning callback: iterations/s from the end of the first training batch to the end of the last."""
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if batch_idx == 0:
-            synchronize(module.device)
-            self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, module):
-        synchronize(module.device)
-        TIMES.append((trainer.num_training_batches - 1) / (time.perf_counter() - self.start))
-
-
-def make_callback_class():
-    from lightning.pytorch.callbacks import Callback
-
-    return type("IterationTimerCallback", (IterationTimer, Callback), {})
 
 
 def dlbook_run(data_dir, out_dir, accelerator: str, logger: str, extra: list[str]):
@@ -56,9 +30,9 @@ def dlbook_run(data_dir, out_dir, accelerator: str, logger: str, extra: list[str
     overrides = ["model=dcgan", "data=cifar10", "data.download=false", f"paths.data_dir={data_dir}",
                  f"paths.root_dir={out_dir}", f"data.batch_size={BATCH_SIZE}", "trainer.max_epochs=1",
                  f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false",
-                 "+callbacks.iteration_timer._target_=__main__.IterationTimerCallback", *extra]
+                 "+callbacks.iteration_timer._target_=iteration_timer.IterationTimer", *extra]
     _, objects = train(compose_run(overrides, out_dir / f"dlbook-{time.monotonic_ns()}"))
-    return objects["datamodule"], objects["model"]
+    return objects["datamodule"], objects["model"], find_timer(objects["trainer"]).rate
 
 
 def plain_run(datamodule, task, accelerator: str, seed: int) -> float:
@@ -112,22 +86,23 @@ def main():
         parser.error("--batches must be at least 2: the first one is not timed")
 
     os.environ.setdefault("WANDB_MODE", "offline")
-    globals()["IterationTimerCallback"] = make_callback_class()
     work = scratch_dir()
     # Exactly `batches` full batches: five training files of equal size, as CIFAR-10 has.
     n_train = -(-args.batches * BATCH_SIZE // 5) * 5
     data_dir = write_random_cifar10(work / "data", n_train=n_train, n_test=BATCH_SIZE)
     overrides = [f"++trainer.limit_train_batches={args.batches}", *args.overrides]
-    plain = []
+    plain, dlbook = [], []
     for _ in range(args.repeats):
-        datamodule, task = dlbook_run(data_dir, work, args.accelerator, args.logger, overrides)
+        datamodule, task, rate = dlbook_run(data_dir, work, args.accelerator, args.logger, overrides)
+        dlbook.append(rate)
         plain.append(plain_run(datamodule, task, args.accelerator, seed=42))
-    ours, theirs = statistics.median(TIMES), statistics.median(plain)
+    ours, theirs = statistics.median(dlbook), statistics.median(plain)
     print(f"DCGAN 32x32, batch {BATCH_SIZE}, {args.batches} batches ({args.batches - 1} timed), "
           f"{args.accelerator}, median of {args.repeats}")
     print(f"{'plain it/s':>11} {'dlbook it/s':>12} {'ratio':>7}")
     print(f"{theirs:>11.3f} {ours:>12.3f} {ours / theirs:>7.3f}   (dlbook / plain; target >= 0.97)")
-    print("each run, plain / dlbook it/s:", ", ".join(f"{p:.3f} / {d:.3f}" for p, d in zip(plain, TIMES)), flush=True)
+    print("each run, plain / dlbook it/s:", ", ".join(f"{p:.3f} / {d:.3f}" for p, d in zip(plain, dlbook)),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+"""A callback that times one training epoch of a benchmark run, after a few warm-up batches."""
+
+import time
+
+from common import synchronize
+from lightning.pytorch.callbacks import Callback
+
+
+class IterationTimer(Callback):
+    """`rate`: training iterations/s from the end of batch `warmup` to the end of the epoch's last batch;
+    `warmup_seconds`: from the start of training to the end of batch `warmup` (torch.compile compiles there)."""
+
+    def __init__(self, warmup: int = 1):
+        self.warmup = warmup
+
+    def on_train_start(self, trainer, module):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if batch_idx + 1 == self.warmup:
+            synchronize(module.device)
+            self.timed_from = time.perf_counter()
+            self.warmup_seconds = self.timed_from - self.start
+
+    def on_train_epoch_end(self, trainer, module):
+        synchronize(module.device)
+        self.rate = (trainer.num_training_batches - self.warmup) / (time.perf_counter() - self.timed_from)
+
+
+def find_timer(trainer) -> IterationTimer:
+    return next(callback for callback in trainer.callbacks if isinstance(callback, IterationTimer))
