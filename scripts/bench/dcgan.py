@@ -52,7 +52,7 @@ def plain_run(datamodule, task, accelerator: str, seed: int) -> float:
         if step == 1:  # the first batch warms up
             synchronize(device)
             start = time.perf_counter()
-        real = datamodule.preprocess(images[index].to(device, non_blocking=True), augment=True)
+        real = datamodule.preprocess(images.index_select(0, index).to(device, non_blocking=True), augment=True)
         fake = generator(torch.randn(len(real), task.latent_dim, device=device))
         real_scores, fake_scores = discriminator(real), discriminator(fake.detach())
         d_loss = bce(real_scores, torch.ones_like(real_scores)) + bce(fake_scores, torch.zeros_like(fake_scores))
