@@ -61,24 +61,14 @@ def compile_mode(setting) -> str | None:
 
 
 def apply_speed_options(model, channels_last: bool, mode: str | None) -> None:
-    """channels_last: 4-D weights in torch.channels_last (the datamodule puts batches in it too). mode: each of
-    the task's nets (its children with parameters) compiled in place with module.compile(), which keeps the
-    state-dict keys that checkpoints, eval.py and resuming rely on. torch.compile(task), which Lightning also
-    takes, would compile training_step with its metric updates and step counter: that recompiles until dynamo
-    gives up and runs it eagerly."""
+    """channels_last: 4-D weights in torch.channels_last (the datamodule puts batches in it too). mode: the task's
+    nets compiled in place (Task.compile_nets)."""
     import torch
 
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if mode is None:
-        return
-    if getattr(model, "loss", None) == "wasserstein_gp":
-        raise DlbookError("torch.compile cannot train model.loss=wasserstein_gp: its gradient penalty "
-                          "differentiates the critic's gradients (double backward), which torch.compile does not "
-                          "support. Set compile=false.")
-    for net in model.children():
-        if next(net.parameters(), None) is not None:
-            net.compile(mode=mode)
+    if mode is not None:
+        model.compile_nets(mode)
 
 
 def data_choices_for(model_cfg: DictConfig) -> list[str]:

@@ -40,6 +40,15 @@ class Task(L.LightningModule):
     def has_test_metric(self) -> bool:
         return type(self).test_step is not L.LightningModule.test_step
 
+    def compile_nets(self, mode: str) -> None:
+        """torch.compile each net (child module with parameters) in place with module.compile(), which keeps the
+        state-dict keys that checkpoints, eval.py and resuming rely on. torch.compile(task), which Lightning also
+        takes, would compile training_step with its metric updates and step counter: that recompiles until dynamo
+        gives up and runs it eagerly."""
+        for net in self.children():
+            if next(net.parameters(), None) is not None:
+                net.compile(mode=mode)
+
     def watch_loss(self, loss: torch.Tensor) -> None:
         """Note, without a host sync, the first step whose loss is NaN or infinite; checked every few steps."""
         if self._first_nonfinite_step is None:

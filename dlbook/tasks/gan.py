@@ -194,6 +194,13 @@ class GANTask(ManualOptimizationTask):
         entries = [self.scheduler_for(optimizer) for optimizer in optimizers]
         return optimizers, [entry["scheduler"] for entry in entries if entry]
 
+    def compile_nets(self, mode: str) -> None:
+        if self.loss == "wasserstein_gp":
+            raise DlbookError("torch.compile cannot train model.loss=wasserstein_gp: its gradient penalty "
+                              "differentiates the critic's gradients (double backward), which torch.compile does "
+                              "not support. Set compile=false.")
+        super().compile_nets(mode)
+
     def training_step(self, batch, batch_idx):
         real, labels = batch
         labels = labels if self.conditional else None
