@@ -9,7 +9,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
-from dlbook.utils.config import apply_extras, config_dir, instantiate_group, register_resolvers
+from dlbook.utils.config import apply_extras, config_dir, instantiate, instantiate_group, register_resolvers
 from dlbook.utils.entry import guarded, scalar_metrics, write_summary
 
 log = logging.getLogger("dlbook.eval")
@@ -19,7 +19,6 @@ register_resolvers()
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
 
     from dlbook.errors import CheckpointError
     from dlbook.train import build_datamodule, build_model

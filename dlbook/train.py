@@ -9,7 +9,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dlbook.errors import DlbookError
-from dlbook.utils.config import apply_extras, choices, config_dir, instantiate_group, register_resolvers
+from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate, instantiate_group,
+                                 register_resolvers)
 from dlbook.utils.entry import close_wandb, guarded, scalar_metrics, write_summary
 
 log = logging.getLogger("dlbook.train")
@@ -18,7 +19,6 @@ RESTORE_MODES = ("full", "weights")
 
 
 def build_datamodule(cfg: DictConfig):
-    from hydra.utils import instantiate
     from lightning.pytorch.utilities import rank_zero_only
 
     datamodule = instantiate(cfg.data, on_device=cfg.get("data_on_device", False),
@@ -30,7 +30,6 @@ def build_datamodule(cfg: DictConfig):
 
 def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
     """The task of cfg.model sized by data_spec; a model that cannot take this data is a DlbookError."""
-    from hydra.utils import instantiate
 
     from dlbook.errors import IncompatibleDataError
 
@@ -75,7 +74,7 @@ def data_choices_for(model_cfg: DictConfig) -> list[str]:
     """The data/ choices of fixed shape that this model can be built for."""
     from pathlib import Path
 
-    from hydra.utils import get_class, instantiate
+    from hydra.utils import get_class
 
     from dlbook.data.spec import DataSpec
     from dlbook.errors import IncompatibleDataError
@@ -142,7 +141,6 @@ def load_weights(model, ckpt_path) -> None:
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from dlbook.utils.checkpoints import resolve_checkpoint

@@ -56,6 +56,17 @@ def test_missing_dataset_offline(tmp_path):
     assert "Traceback" not in output(result)
 
 
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),  # raised by the datamodule
+    ("callbacks.sample_grid.every_n_batches=0", "every_n_batches=0 must be a positive integer"),  # by a callback
+])
+def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, message):
+    result = run("train.py", "model=gan", override, *QUIET, cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in output(result)
+    assert "Error in call to target" not in output(result) and "Traceback" not in output(result)
+
+
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04 truncated zip"])
 def test_corrupt_checkpoint(tmp_path, content):
     bad = tmp_path / "bad.ckpt"

@@ -36,9 +36,8 @@ class FrechetDistance(L.Callback):
 
     def __init__(self, features: str = "auto", classifier_ckpt: str | None = None,
                  inception_weights: str | None = None, num_samples: int = 1000, every_n_epochs: int = 1):
-        # Chosen in setup: a DlbookError raised while Hydra instantiates the callback reaches the user wrapped.
-        self.feature_settings = (features, classifier_ckpt, inception_weights)
-        self.extractor = self.real_features = None
+        self.extractor = choose_features(features, classifier_ckpt, inception_weights)
+        self.real_features = None
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
 
@@ -50,8 +49,6 @@ class FrechetDistance(L.Callback):
         if not hasattr(pl_module, "sample_inputs"):
             raise DlbookError(f"callbacks.sample_quality measures a GAN's samples; {type(pl_module).__name__} "
                               f"has none. Remove it with callbacks.sample_quality=null")
-        if self.extractor is None:
-            self.extractor = choose_features(*self.feature_settings)
         # The metric's name depends on the features found (auto), so a monitor of the other name fails here
         # rather than after the first epoch.
         for callback in trainer.callbacks:

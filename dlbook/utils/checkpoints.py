@@ -67,7 +67,7 @@ def saved_run_config(checkpoint: dict, path: Path, reader: str):
 def restore_task(path: Path, reader: str):
     """(task with its trained weights, its datamodule, group choices), rebuilt from the config saved in the
     checkpoint. The datamodule gives shapes, classes and normalisation; it reads no data."""
-    from hydra.utils import instantiate
+    from dlbook.utils.config import instantiate
 
     from dlbook.train import build_model
 

@@ -75,10 +75,27 @@ def print_config_tree(cfg: DictConfig) -> None:
         rich.print(tree, file=file)
 
 
+def instantiate(config, *args, **kwargs):
+    """hydra.utils.instantiate, except that a DlbookError raised by the target (a bad data.batch_size, say) comes
+    out as itself, to be shown as one paragraph, not inside Hydra's "Error in call to target" wrapping."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    from dlbook.errors import DlbookError
+
+    try:
+        return hydra_instantiate(config, *args, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while isinstance(cause, InstantiationException):  # a nested config's target failed
+            cause = cause.__cause__
+        if isinstance(cause, DlbookError):
+            raise cause from None
+        raise
+
+
 def instantiate_group(group: DictConfig | None) -> list:
     """Callbacks or loggers: a mapping of name -> config with _target_ (entries set to null are skipped)."""
-    from hydra.utils import instantiate
-
     return [instantiate(entry) for entry in (group or {}).values()
             if isinstance(entry, DictConfig) and "_target_" in entry]
 
