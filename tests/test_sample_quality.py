@@ -3,6 +3,7 @@ Inception weights in the real file format (random values; nothing is downloaded)
 
 import csv
 import math
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 
 from dlbook.callbacks import sample_quality
 from dlbook.callbacks.sample_quality import (INCEPTION_FILE, INCEPTION_URL, FrechetDistance, InceptionFeatures,
-                                             choose_features)
+                                             TrainedClassifierFeatures, choose_features)
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
 from dlbook.metrics import frechet_distance, penultimate_features
@@ -22,7 +23,7 @@ from tests.datasets import digits
 
 @pytest.fixture(autouse=True)
 def empty_torch_home(tmp_path, monkeypatch):
-    """No Inception weights in torch hub's cache unless a test puts them there: auto mode falls back to the
+    """No Inception weights in torch hub's cache unless a test puts them there: auto mode falls back to a
     classifier whatever this machine has cached."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "torch"
@@ -57,15 +58,18 @@ STABLE_GAN = [f"model.{net}_optimizer.{key}={value}" for net in ("generator", "d
 
 
 def gan_run(run_config, classifier, epochs, run_name="gan"):
+    """The GAN family's own sample-quality callback, in a given classifier's features or (classifier=None) in
+    those of a classifier it trains itself."""
     return run_config(["model=gan", *STABLE_GAN, f"trainer.max_epochs={epochs}", "logger=csv",
-                       "callbacks=[default,sample_quality]", "++callbacks.rich_progress_bar=null",
-                       "++callbacks.model_summary=null", f"callbacks.sample_quality.classifier_ckpt={classifier}",
+                       f"callbacks.sample_quality.classifier_ckpt={classifier or 'null'}",
                        "callbacks.sample_quality.num_samples=300", "monitor=val/frechet_distance", "monitor_mode=min"],
                       run_name=run_name)
 
 
-def test_gan_samples_get_closer_to_the_data(run_config, tmp_path, classifier_ckpt):
-    train(gan_run(run_config, classifier_ckpt, epochs=10))
+@pytest.mark.parametrize("classifier", ["given", "trained by the callback"])
+def test_gan_samples_get_closer_to_the_data(run_config, tmp_path, request, classifier):
+    given = request.getfixturevalue("classifier_ckpt") if classifier == "given" else None
+    train(gan_run(run_config, given, epochs=10))
     with open(tmp_path / "gan" / "csv" / "metrics.csv") as f:
         distances = [float(row["val/frechet_distance"]) for row in csv.DictReader(f) if row["val/frechet_distance"]]
     assert len(distances) == 10 and all(torch.isfinite(torch.tensor(distances)))
@@ -127,7 +131,7 @@ def test_fid_tells_the_same_images_from_others_and_from_noise(inception_weights,
     images = torch.from_numpy(digits(16)[0]).permute(0, 3, 1, 2)  # grey, repeated as RGB for Inception
     noise = torch.randint(0, 256, (6, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     inception = InceptionFeatures(inception_weights)
-    inception.load(DataSpec("labelled_images", (1, 16, 16), 10))
+    inception.load(SimpleNamespace(spec=DataSpec("labelled_images", (1, 16, 16), 10)), "cpu")
     real, other_digits, noise = (inception.features(x, "cpu") for x in (images[:6], images[6:12], noise))
     assert real.shape == (6, 2048)
     same, other, random = (frechet_distance(real, fake).item() for fake in (real, other_digits, noise))
@@ -163,26 +167,24 @@ def test_fid_is_logged_during_training(run_config, tmp_path, inception_weights, 
     assert float(checkpoint_state["best_model_score"]) == pytest.approx(min(values), rel=1e-5)
 
 
-def test_auto_chooses_inception_weights_then_the_classifier_else_explains(tmp_path, inception_weights, monkeypatch,
-                                                                        empty_torch_home):
+def test_auto_chooses_inception_weights_then_the_given_classifier_then_its_own(tmp_path, inception_weights,
+                                                                             monkeypatch, empty_torch_home):
     import torch_fidelity.feature_extractor_inceptionv3 as fidelity
 
     assert INCEPTION_URL == fidelity.URL_INCEPTION_V3  # the file torch-fidelity would download
     cache = empty_torch_home / "hub" / "checkpoints"
-    assert choose_features("auto", "c.ckpt", None).metric == "val/frechet_distance"
-    with pytest.raises(DlbookError, match="found no feature extractor") as error:
-        choose_features("auto", None, None)
-    for part in (f"download {INCEPTION_URL} into {cache}/", "inception_weights=<that file>", "classifier_ckpt=<",
-                 "python train.py model=mnist_cnn data=mnist"):
-        assert part in str(error.value)
+    assert choose_features("auto", "c.ckpt", None).classifier_ckpt == "c.ckpt"
+    for features in ("auto", "classifier"):  # no weights, no classifier given: it trains one
+        assert isinstance(choose_features(features, None, None), TrainedClassifierFeatures)
     with pytest.raises(DlbookError, match=r"features=inception: FID \(val/fid\) needs Inception weights: "
-                                          r"download .* Without them, use features=classifier"):
+                                          r"download .* Without them, use features=classifier") as error:
         choose_features("inception", "c.ckpt", None)
+    for part in (f"download {INCEPTION_URL} into {cache}/", "inception_weights=<that file>"):
+        assert part in str(error.value)
     with pytest.raises(DlbookError, match="inception_weights=.*missing.pth does not exist"):
         choose_features("auto", "c.ckpt", str(tmp_path / "missing.pth"))
     assert choose_features("auto", None, str(inception_weights)).metric == "val/fid"
-    with pytest.raises(DlbookError, match="classifier_ckpt is not set"):
-        choose_features("classifier", None, str(inception_weights))
+    assert isinstance(choose_features("classifier", None, str(inception_weights)), TrainedClassifierFeatures)
     with pytest.raises(DlbookError, match="features='fid' is not one of auto, inception, classifier"):
         choose_features("fid", "c.ckpt", None)
 
@@ -212,3 +214,37 @@ def test_feature_errors_reach_train_as_one_clear_error(run_config, tmp_path, inc
     with pytest.raises(DlbookError, match="monitor=val/frechet_distance, but callbacks.sample_quality logs val/fid "
                                           r"\(FID, Inception weights .*\). Set monitor=val/fid"):
         train(gan_with_quality("callbacks.sample_quality.classifier_ckpt=c.ckpt", "monitor=val/frechet_distance"))
+
+
+def test_every_gan_run_measures_its_samples_in_a_classifier_it_trains_once(run_config, tmp_path, caplog):
+    # No sample-quality settings: conf/family/gan.yaml turns the callback on, and offline it trains a classifier.
+    def run(name):
+        _, objects = train(run_config(["model=gan", "trainer.max_epochs=2", "logger=csv"], run_name=name))
+        extractor = next(c for c in objects["trainer"].callbacks if isinstance(c, FrechetDistance)).extractor
+        with open(tmp_path / name / "csv" / "metrics.csv") as f:
+            values = [float(row["val/frechet_distance"]) for row in csv.DictReader(f) if row["val/frechet_distance"]]
+        return extractor, values
+
+    first, values = run("first")
+    assert isinstance(first, TrainedClassifierFeatures) and first.path.parent == tmp_path / "data" / "feature_extractors"
+    assert first.held_out_accuracy > 0.8  # the digits' 10 classes: the features separate them (chance 0.1)
+    assert len(values) == 2 and all(math.isfinite(value) and value > 0 for value in values)
+    trained_at = first.path.stat().st_mtime_ns
+    caplog.clear()
+    second, _ = run("second")
+    assert second.path == first.path and second.path.stat().st_mtime_ns == trained_at  # loaded, not retrained
+    assert "training an MLP" not in caplog.text and second.held_out_accuracy == first.held_out_accuracy
+    for name, weights in first.classifier.state_dict().items():
+        assert torch.equal(weights, second.classifier.state_dict()[name]), name
+
+
+def test_training_the_feature_classifier_leaves_the_run_reproducible(run_config):
+    def final_weights(overrides, name):
+        _, objects = train(run_config(["model=gan", "trainer.max_epochs=2", "++trainer.limit_train_batches=4",
+                                       *overrides], run_name=name))
+        return objects["model"].generator.state_dict()
+
+    with_quality = final_weights([], "with")
+    without = final_weights(["callbacks.sample_quality=null"], "without")
+    for name, weights in with_quality.items():
+        assert torch.equal(weights, without[name]), name
