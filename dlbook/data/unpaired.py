@@ -35,17 +35,17 @@ class UnpairedImageDataset(Dataset):
 
     def __getitems__(self, indices: list[int]):
         device = self.images_a.device
-        index_a = torch.tensor(indices, device=device) % len(self.images_a)
+        index_a = torch.tensor(indices).to(device, non_blocking=True) % len(self.images_a)  # see TensorImageDataset
         # Drawn from the global CPU stream, restored on resume, wherever the images are.
-        index_b = torch.randint(len(self.images_b), (len(indices),)).to(device)
+        index_b = torch.randint(len(self.images_b), (len(indices),)).to(device, non_blocking=True)
         return self.images_a.index_select(0, index_a), self.images_b.index_select(0, index_b)
 
 
 class UnpairedFoldersDataModule(InMemoryImageDataModule):
     """Both domains decoded and resized to image_size x image_size once, scaled to [-1, 1] on the device and,
     with flip=true, mirrored at random (each image on its own). The whole of trainA/ and trainB/ is trained on.
-    Other settings (shuffle_seed, crop_padding, pin_memory, on_device, channels_last) are those of
-    InMemoryImageDataModule."""
+    Other settings (shuffle_seed, crop_padding, pin_memory; on_device and channels_last, which train.py sets from
+    the run's data_on_device and channels_last) are those of InMemoryImageDataModule."""
 
     name = "unpaired_folders"
 
