@@ -248,3 +248,15 @@ def test_training_the_feature_classifier_leaves_the_run_reproducible(run_config)
     without = final_weights(["callbacks.sample_quality=null"], "without")
     for name, weights in with_quality.items():
         assert torch.equal(weights, without[name]), name
+
+
+def test_one_class_data_trains_without_a_measurement_unless_a_classifier_is_asked_for(run_config, tmp_path, caplog):
+    from tests.datasets import write_image_folder
+
+    write_image_folder(tmp_path / "faces", classes=(0,), with_test=False)
+    gan = ["model=gan", "data=image_folder", f"data.root={tmp_path / 'faces'}", "trainer.max_epochs=1", "logger=csv"]
+    _, objects = train(run_config(gan))
+    assert "Sample quality is not measured in this run" in caplog.text
+    assert "val/frechet_distance" not in objects["trainer"].callback_metrics
+    with pytest.raises(DlbookError, match="data has 1 class; give callbacks.sample_quality.inception_weights"):
+        train(run_config([*gan, "callbacks.sample_quality.features=classifier"], run_name="asked"))

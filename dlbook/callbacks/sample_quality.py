@@ -7,6 +7,8 @@ different names."""
 import hashlib
 import importlib.util
 import logging
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -36,12 +38,14 @@ class FrechetDistance(L.Callback):
       data=mnist` for MNIST GANs), or else the 512-256-128 MLP of `model=mlp` trained here for
       `classifier_epochs` on the GAN's training images and kept in `<data_dir>/feature_extractors/` for the next
       run on the same data.
-    - features=auto: Inception when its weights file is found, else the classifier.
+    - features=auto: Inception when its weights file is found, else the classifier; for data of one class, which
+      no classifier can be trained on, nothing is measured (with a warning).
     """
 
     def __init__(self, features: str = "auto", classifier_ckpt: str | None = None,
                  inception_weights: str | None = None, num_samples: int = 1000, every_n_epochs: int = 1,
                  classifier_epochs: int = 3):
+        self.features = features
         self.extractor = choose_features(features, classifier_ckpt, inception_weights, classifier_epochs)
         self.real_features = None
         self.num_samples = num_samples
@@ -55,6 +59,15 @@ class FrechetDistance(L.Callback):
         if not hasattr(pl_module, "sample_inputs"):
             raise DlbookError(f"callbacks.sample_quality measures a GAN's samples; {type(pl_module).__name__} "
                               f"has none. Remove it with callbacks.sample_quality=null")
+        classes = trainer.datamodule.spec.num_classes
+        if isinstance(self.extractor, TrainedClassifierFeatures) and classes < 2:
+            message = (f"callbacks.sample_quality would train a classifier of the data for its features, but the "
+                       f"data has {classes} class; give callbacks.sample_quality.inception_weights or classifier_ckpt")
+            if self.features != "auto":
+                raise DlbookError(f"{message}, or remove the callback with callbacks.sample_quality=null.")
+            log.warning(f"{message}. Sample quality is not measured in this run.")
+            self.extractor = None
+            return
         # The metric's name depends on the features found (auto), so a monitor of the other name fails here
         # rather than after the first epoch.
         for callback in trainer.callbacks:
@@ -64,24 +77,30 @@ class FrechetDistance(L.Callback):
                 raise DlbookError(f"monitor={monitor}, but callbacks.sample_quality logs {self.metric} "
                                   f"({self.extractor.describe()}). Set monitor={self.metric} (and optimized_metric "
                                   f"in a sweep), or callbacks.sample_quality.features={other}.")
-        if trainer.is_global_zero:
-            self.extractor.load(trainer.datamodule, pl_module.device)
+        error = None
+        if trainer.is_global_zero:  # the model is not on its device yet: the strategy's device is where it goes
+            try:
+                self.extractor.load(trainer.datamodule, trainer.strategy.root_device)
+            except DlbookError as failure:
+                error = str(failure)
+        error = trainer.strategy.broadcast(error, src=0)  # every process stops, none is left waiting for rank 0
+        if error:
+            raise DlbookError(error)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epochs_done = trainer.current_epoch + 1
-        if not trainer.is_global_zero or (epochs_done % self.every_n_epochs and epochs_done != trainer.max_epochs):
+        if self.extractor is None or not trainer.is_global_zero or (
+                epochs_done % self.every_n_epochs and epochs_done != trainer.max_epochs):
             return
         pl_module.log(self.metric, self.measure(trainer, pl_module), rank_zero_only=True)
 
     def measure(self, trainer, pl_module) -> torch.Tensor:
-        real = trainer.datamodule.data_train.images
-        real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:self.num_samples]]
         if self.real_features is None:  # the same real images every time, so their features are kept
+            real = trainer.datamodule.data_train.images
+            real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:self.num_samples]]
             self.real_features = self.extractor.features(real, pl_module.device)
-        # The same noise every time, drawn aside from the training's random streams, which it leaves as they were.
-        with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
-            torch.manual_seed(0)
-            fake = pl_module.generate(*pl_module.sample_inputs(len(real)))
+        with seeded_aside():  # the same noise every time
+            fake = pl_module.generate(*pl_module.sample_inputs(len(self.real_features)))
         fake = ((fake.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # [-1, 1] back to pixels
         return frechet_distance(self.real_features, self.extractor.features(fake, pl_module.device)).float()
 
@@ -130,27 +149,33 @@ class TrainedClassifierFeatures(ClassifierFeatures):
     def load(self, datamodule, device) -> None:
         from dlbook.nets.mlp import MLP
 
+        if self.classifier is not None:
+            return
         spec, images = datamodule.spec, datamodule.data_train.images
-        if spec.num_classes < 2:
-            raise DlbookError(f"callbacks.sample_quality would train a classifier for its features, but the data has "
-                              f"{spec.num_classes} class; give callbacks.sample_quality.inception_weights, or "
-                              f"remove the callback with callbacks.sample_quality=null.")
         self.classifier_data = datamodule
         fingerprint = hashlib.sha1(images[::max(1, len(images) // 512)].cpu().numpy().tobytes()).hexdigest()[:12]
-        self.path = (Path(datamodule.data_dir) / "feature_extractors" /
-                     f"{datamodule.name}-{len(images)}-{fingerprint}-{datamodule.normalization}-mlp.pt")
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's streams untouched
-            torch.manual_seed(0)
+        self.path = (Path(datamodule.data_dir) / "feature_extractors" / f"{datamodule.name}-{len(images)}-"
+                     f"{fingerprint}-{datamodule.normalization}-mlp-{self.epochs}epochs.pt")
+        with seeded_aside():
             self.classifier = MLP(spec.input_shape, spec.num_classes, self.HIDDEN_SIZES).to(device)
-            if self.path.is_file():
-                saved = torch.load(self.path, map_location=device, weights_only=True)
-                self.classifier.load_state_dict(saved["state_dict"])
-                self.held_out_accuracy = saved["held_out_accuracy"]
-                log.info(f"Sample quality: {self.metric} in the features of {self.path} "
-                         f"({self.held_out_accuracy:.1%} held-out accuracy)")
-            else:
+            if not self.load_kept(device):
                 self.train(datamodule, device)
         self.classifier.eval()
+
+    def load_kept(self, device) -> bool:
+        """Load the classifier a previous run kept; False if there is none, or it cannot be read."""
+        try:
+            saved = torch.load(self.path, map_location=device, weights_only=True)
+            self.classifier.load_state_dict(saved["state_dict"])
+        except FileNotFoundError:
+            return False
+        except Exception as error:  # e.g. a file another process is writing
+            log.warning(f"Training the feature classifier again: {self.path} could not be read ({error})")
+            return False
+        self.held_out_accuracy = saved["held_out_accuracy"]
+        log.info(f"Sample quality: {self.metric} in the features of {self.path} "
+                 f"({self.held_out_accuracy:.1%} held-out accuracy)")
+        return True
 
     def train(self, datamodule, device) -> None:
         images, labels = datamodule.data_train.images, datamodule.data_train.labels
@@ -179,10 +204,12 @@ class TrainedClassifierFeatures(ClassifierFeatures):
         self.held_out_accuracy = correct / len(held_out)
         log.info(f"Sample quality: the feature classifier reaches {self.held_out_accuracy:.1%} held-out accuracy; "
                  f"kept in {self.path}")
-        try:
+        try:  # written aside and renamed, so another run never reads half a file
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
             torch.save({"state_dict": self.classifier.state_dict(), "held_out_accuracy": self.held_out_accuracy},
-                       self.path)
+                       partial)
+            os.replace(partial, self.path)
         except OSError as error:  # a read-only data folder: the next run trains it again
             log.warning(f"Could not keep the feature classifier in {self.path} ({error})")
 
@@ -220,6 +247,14 @@ class InceptionFeatures:
         self.net.to(device)
         batches = images.split(INCEPTION_BATCH)
         return torch.cat([self.net(batch.to(device).expand(-1, 3, -1, -1)) for batch in batches])
+
+
+@contextmanager
+def seeded_aside(seed: int = 0):
+    """Random numbers from `seed`, with the run's own CPU and CUDA random streams as they were afterwards."""
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def choose_features(features: str, classifier_ckpt: str | None, inception_weights: str | None,
