@@ -141,3 +141,15 @@ def test_bad_stackgan_settings_are_one_clear_error(run_config, tmp_path, overrid
 def test_stackgan_needs_two_classes():
     with pytest.raises(IncompatibleDataError, match="at least 2 classes, not 1"):
         StackGANGenerator((1, 28, 28), num_classes=1, latent_dim=16)
+
+
+def test_compile_reaches_the_parts_stackgan_calls(run_config, tmp_path):
+    # module.compile() compiles calls of that module only; StackGAN calls generator.stages() and each stage's
+    # discriminator, never the nets' own forward.
+    write_mnist(tmp_path / "data")
+    cfg = run_config([*SMALL, "data=mnist", "data.download=false"])
+    task = build_model(cfg, build_datamodule(cfg).spec, choices())
+    task.compile_nets("default")
+    called = [task.generator.stage1, task.generator.encode, task.generator.refine, task.discriminator.stage1,
+              task.discriminator.stage2]
+    assert all(module._compiled_call_impl is not None for module in called)

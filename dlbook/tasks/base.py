@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+from torch import nn
 
 from dlbook.data.spec import DataSpec
 from dlbook.errors import IncompatibleDataError, NonFiniteLossError
@@ -41,13 +42,18 @@ class Task(L.LightningModule):
         return type(self).test_step is not L.LightningModule.test_step
 
     def compile_nets(self, mode: str) -> None:
-        """torch.compile each net (child module with parameters) in place with module.compile(), which keeps the
-        state-dict keys that checkpoints, eval.py and resuming rely on. torch.compile(task), which Lightning also
-        takes, would compile training_step with its metric updates and step counter: that recompiles until dynamo
-        gives up and runs it eagerly."""
-        for net in self.children():
-            if next(net.parameters(), None) is not None:
-                net.compile(mode=mode)
+        """torch.compile each of compiled_modules() in place with module.compile(), which keeps the state-dict keys
+        that checkpoints, eval.py and resuming rely on. torch.compile(task), which Lightning also takes, would
+        compile training_step with its metric updates and step counter: that recompiles until dynamo gives up and
+        runs it eagerly."""
+        for module in self.compiled_modules():
+            module.compile(mode=mode)
+
+    def compiled_modules(self) -> list[nn.Module]:
+        """What compile=true compiles: module.compile() compiles calls of the module itself, so a task that calls
+        its nets' parts (or methods other than forward) names those parts. By default each net (child module
+        with parameters)."""
+        return [net for net in self.children() if next(net.parameters(), None) is not None]
 
     def watch_loss(self, loss: torch.Tensor) -> None:
         """Note, without a host sync, the first step whose loss is NaN or infinite; checked every few steps."""

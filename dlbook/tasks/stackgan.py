@@ -17,7 +17,8 @@ import torch
 from torch.nn import functional as F
 
 from dlbook.errors import DlbookError
-from dlbook.tasks.gan import GANTask, discriminator_loss, eval_mode, generator_loss
+from dlbook.tasks.gan import GANTask, discriminator_loss, generator_loss
+from dlbook.utils.modes import eval_mode
 
 LOSSES = ("non_saturating", "least_squares")
 STAGES = ("stage1", "stage2")
@@ -64,6 +65,11 @@ class StackGANTask(GANTask):
         self.log_epoch_mean(name, sum(losses), batch_size)
         for stage, loss in zip(STAGES, losses):
             self.log_epoch_mean(f"{name}_{stage}", loss, batch_size)
+
+    def compiled_modules(self) -> list:
+        # training_step calls generator.stages() and each stage's discriminator, not the nets' forward
+        generator, discriminator = self.generator, self.discriminator
+        return [generator.stage1, generator.encode, generator.refine, discriminator.stage1, discriminator.stage2]
 
     @torch.no_grad()
     def sample_grids(self) -> dict[str, tuple[torch.Tensor, int]]:
