@@ -5,6 +5,8 @@ import math
 import torch
 from torch import nn
 
+from dlbook.utils.modes import eval_mode
+
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
     """Fréchet distance between Gaussians fitted to two sets of feature vectors (N x D each):
@@ -31,12 +33,10 @@ def penultimate_features(net: nn.Module, images: torch.Tensor, batch_size: int =
     last_linear = [module for module in net.modules() if isinstance(module, nn.Linear)][-1]
     captured = []
     hook = last_linear.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].flatten(1)))
-    was_training = net.training
-    net.eval()
     try:
-        for batch in images.split(batch_size):
-            net(batch)
+        with eval_mode(net):
+            for batch in images.split(batch_size):
+                net(batch)
     finally:
         hook.remove()
-        net.train(was_training)
     return torch.cat(captured)

@@ -23,6 +23,7 @@ from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.tasks.gan import discriminator_loss
+from dlbook.utils.modes import eval_mode
 
 FIXED_KEY = "dlbook_cyclegan_fixed_count"  # checkpoint entry: how many of the fixed A images have been taken
 
@@ -101,12 +102,9 @@ class CycleGANTask(ManualOptimizationTask):
         dropout."""
         there, back = {"AB": (self.generator_ab, self.generator_ba),
                        "BA": (self.generator_ba, self.generator_ab)}[direction]
-        was_training = self.training
-        self.eval()
-        translated = there(images)
-        reconstructed = back(translated)
-        self.train(was_training)
-        return translated, reconstructed
+        with eval_mode(self):
+            translated = there(images)
+            return translated, back(translated)
 
     def sample_grids(self) -> dict[str, tuple[torch.Tensor, int]]:
         """For the sample-grid callback: three rows, the fixed A images, their B translations, and those

@@ -21,8 +21,7 @@ The run's `scheduler`, if any, gets one instance per optimizer.
 """
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -31,6 +30,7 @@ from torch.nn import functional as F
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
 from dlbook.tasks.base import ManualOptimizationTask
+from dlbook.utils.modes import eval_mode
 
 LOSSES = ("non_saturating", "least_squares", "wasserstein", "wasserstein_gp")
 SWEEP_STEPS = 10  # columns of an InfoGAN continuous code's grid
@@ -51,17 +51,6 @@ def generator_loss(loss: str, fake_scores: torch.Tensor) -> torch.Tensor:
     if loss == "least_squares":  # target c=1
         return 0.5 * (fake_scores - 1).pow(2).mean()
     return -fake_scores.mean()
-
-
-@contextmanager
-def eval_mode(net: nn.Module) -> Iterator[None]:
-    """net in eval mode inside the block, so BatchNorm uses (and does not update) its running statistics."""
-    was_training = net.training
-    net.eval()
-    try:
-        yield
-    finally:
-        net.train(was_training)
 
 
 class GANTask(ManualOptimizationTask):
