@@ -8,13 +8,9 @@ Every conv is 3x3, no bias, then BatchNorm and ReLU. Widths scale with `width` (
 from torch import nn
 
 from dlbook.errors import IncompatibleDataError
+from dlbook.nets.layers import conv_bn_relu
 
 MIN_INPUT_SIZE = 8  # three 2x2 poolings leave at least one pixel
-
-
-def conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
 class Residual(nn.Module):
@@ -22,8 +18,8 @@ class Residual(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv1 = conv_bn(channels, channels)
-        self.conv2 = conv_bn(channels, channels)
+        self.conv1 = conv_bn_relu(channels, channels)
+        self.conv2 = conv_bn_relu(channels, channels)
 
     def forward(self, x):
         return x + self.conv2(self.conv1(x))
@@ -37,10 +33,10 @@ class ResNet9(nn.Module):
         if min(height, image_width) < MIN_INPUT_SIZE:
             raise IncompatibleDataError(f"ResNet-9 pools three times and takes images of at least {MIN_INPUT_SIZE}x"
                                         f"{MIN_INPUT_SIZE} pixels, the data gives {height}x{image_width}")
-        self.prep = conv_bn(in_channels, width)
-        self.layer1 = nn.Sequential(conv_bn(width, 2 * width), nn.MaxPool2d(2), Residual(2 * width))
-        self.layer2 = nn.Sequential(conv_bn(2 * width, 4 * width), nn.MaxPool2d(2))
-        self.layer3 = nn.Sequential(conv_bn(4 * width, 8 * width), nn.MaxPool2d(2), Residual(8 * width))
+        self.prep = conv_bn_relu(in_channels, width)
+        self.layer1 = nn.Sequential(conv_bn_relu(width, 2 * width), nn.MaxPool2d(2), Residual(2 * width))
+        self.layer2 = nn.Sequential(conv_bn_relu(2 * width, 4 * width), nn.MaxPool2d(2))
+        self.layer3 = nn.Sequential(conv_bn_relu(4 * width, 8 * width), nn.MaxPool2d(2), Residual(8 * width))
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(8 * width, num_classes, bias=False)
         self.output_scale = output_scale  # keeps the initial logits small, as the original does

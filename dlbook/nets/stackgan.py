@@ -16,6 +16,7 @@ from torch import nn
 
 from dlbook.errors import IncompatibleDataError
 from dlbook.nets.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
+from dlbook.nets.layers import conv_bn_relu
 
 SIZES = (28, 32, 64)  # full resolution; Stage I draws half of it
 
@@ -41,14 +42,10 @@ class ConditioningAugmentation(nn.Module):
         return condition, kl_to_standard_normal(mean, log_variance)
 
 
-def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-
-
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(*conv_bn_relu(channels, channels),
+        self.body = nn.Sequential(conv_bn_relu(channels, channels),
                                   nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,11 +69,11 @@ class StackGANGenerator(nn.Module):
         self.augment2 = ConditioningAugmentation(embedding_dim, condition_dim)
         self.stage1 = DCGANGenerator((channels, height // 2, width // 2), 0, latent_dim + condition_dim, features)
         f = features
-        self.encode = nn.Sequential(nn.Conv2d(channels, f, 3, 1, 1), nn.ReLU(), *conv_bn_relu(f, 2 * f, 4, 2))
+        self.encode = nn.Sequential(nn.Conv2d(channels, f, 3, 1, 1), nn.ReLU(), conv_bn_relu(f, 2 * f, 4, 2))
         self.refine = nn.Sequential(
-            *conv_bn_relu(2 * f + condition_dim, 2 * f), *(ResidualBlock(2 * f) for _ in range(residual_blocks)),
-            nn.Upsample(scale_factor=2), *conv_bn_relu(2 * f, f),
-            nn.Upsample(scale_factor=2), *conv_bn_relu(f, f),
+            conv_bn_relu(2 * f + condition_dim, 2 * f), *(ResidualBlock(2 * f) for _ in range(residual_blocks)),
+            nn.Upsample(scale_factor=2), conv_bn_relu(2 * f, f),
+            nn.Upsample(scale_factor=2), conv_bn_relu(f, f),
             nn.Conv2d(f, channels, 3, 1, 1), nn.Tanh())
         self.apply(init_weights)
 
