@@ -2,7 +2,8 @@
 
 Both train the same net on the same uint8 tensors in the same batch order with the same optimizer, batch
 normalisation and per-epoch loss/accuracy bookkeeping; dlbook runs with its default callbacks and W&B (offline).
-Runs alternate, and the median over repeats is reported.
+The first batch of each run is a warm-up and is not timed; runs alternate, and the median over repeats is
+reported.
 
     python scripts/bench/overhead.py                 # MLP and MNIST CNN, CPU
     python scripts/bench/overhead.py --models mlp --repeats 5 --accelerator gpu
@@ -13,44 +14,10 @@ import os
 import statistics
 import time
 
-from common import scratch_dir, write_random_mnist
+from common import scratch_dir, synchronize, write_random_mnist
+from iteration_timer import find_timer
 
 from dlbook.utils.config import compose_run  # after common, which puts the checkout on the path
-
-TIMES: dict[str, list[float]] = {}
-
-
-class StepTimer:
-    """Lightning callback: wall time from the start of the training epoch to the end of its last batch."""
-
-    def __init__(self, key: str):
-        self.key = key
-
-    def on_train_epoch_start(self, trainer, module):
-        self._sync(module)
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.end = time.perf_counter()
-        self.steps = batch_idx + 1
-
-    def on_train_epoch_end(self, trainer, module):
-        self._sync(module)
-        TIMES.setdefault(self.key, []).append((time.perf_counter() - self.start) / self.steps)
-
-    @staticmethod
-    def _sync(module):
-        import torch
-
-        if module.device.type == "cuda":
-            torch.cuda.synchronize()
-
-
-def make_callback_class():
-    from lightning.pytorch.callbacks import Callback
-
-    return type("StepTimerCallback", (StepTimer, Callback), {})
-
 
 def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: int, logger: str,
                  extra: list[str]):
@@ -59,15 +26,14 @@ def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: in
     overrides = [f"model={model}", "data=mnist", f"paths.data_dir={data_dir}", f"paths.root_dir={out_dir}",
                  f"data.batch_size={batch_size}", "data.val_fraction=0", "trainer.max_epochs=1", "test=false",
                  f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false",
-                 "+callbacks.step_timer._target_=__main__.StepTimerCallback", f"+callbacks.step_timer.key={model}",
-                 *extra]
-    metrics, objects = train(compose_run(overrides, out_dir / f"dlbook-{model}-{time.monotonic_ns()}"))
-    return objects["datamodule"], objects["model"]
+                 "+callbacks.iteration_timer._target_=iteration_timer.IterationTimer", *extra]
+    _, objects = train(compose_run(overrides, out_dir / f"dlbook-{model}-{time.monotonic_ns()}"))
+    return objects["datamodule"], objects["model"], 1 / find_timer(objects["trainer"]).rate
 
 
 def plain_epoch(datamodule, task, accelerator: str, batch_size: int, seed: int) -> float:
-    """The loop a careful PyTorch user writes: batches gathered with index_select (as dlbook does), loss and
-    accuracy summed on the device."""
+    """Seconds per step of the loop a careful PyTorch user writes: batches gathered with index_select (as dlbook
+    does), loss and accuracy summed on the device."""
     import torch
 
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
@@ -77,11 +43,10 @@ def plain_epoch(datamodule, task, accelerator: str, batch_size: int, seed: int) 
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
     net.train()
-    steps = 0
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for index in order.split(batch_size):
+    for step, index in enumerate(order.split(batch_size)):
+        if step == 1:  # the first batch warms up
+            synchronize(device)
+            start = time.perf_counter()
         x = datamodule.normalize(images.index_select(0, index).to(device, non_blocking=True))
         y = labels.index_select(0, index).to(device, non_blocking=True)
         logits = net(x)
@@ -91,11 +56,9 @@ def plain_epoch(datamodule, task, accelerator: str, batch_size: int, seed: int) 
         optimizer.step()
         loss_sum += loss.detach()
         correct += (logits.argmax(1) == y).sum()
-        steps += 1
-    _ = (loss_sum / steps).item(), correct.item()  # the epoch's one host sync
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    _ = loss_sum.item(), correct.item()  # the epoch's one host read
+    synchronize(device)
+    return (time.perf_counter() - start) / step
 
 
 def main():
@@ -109,17 +72,17 @@ def main():
     args = parser.parse_args()
 
     os.environ.setdefault("WANDB_MODE", "offline")
-    globals()["StepTimerCallback"] = make_callback_class()
     work = scratch_dir()
     data_dir = write_random_mnist(work / "data")
     print(f"{'model':<12} {'plain ms/step':>14} {'dlbook ms/step':>15} {'ratio':>7}")
     for model in args.models:
-        plain = []
+        dlbook, plain = [], []
         for _ in range(args.repeats):
-            datamodule, task = dlbook_epoch(model, data_dir, work, args.accelerator, args.batch_size,
-                                            args.logger, args.overrides)
+            datamodule, task, seconds = dlbook_epoch(model, data_dir, work, args.accelerator, args.batch_size,
+                                                     args.logger, args.overrides)
+            dlbook.append(seconds)
             plain.append(plain_epoch(datamodule, task, args.accelerator, args.batch_size, seed=42))
-        ours, theirs = statistics.median(TIMES[model]), statistics.median(plain)
+        ours, theirs = statistics.median(dlbook), statistics.median(plain)
         print(f"{model:<12} {theirs * 1e3:>14.3f} {ours * 1e3:>15.3f} {ours / theirs:>7.3f}", flush=True)
 
 
