@@ -175,7 +175,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.trainer.get("enable_progress_bar") is False:  # Lightning refuses a progress bar callback then
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
     point_ddp_ranks_at_this_job(output_dir)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    strategy = {}
+    if cfg.trainer.get("strategy") == "ddp" and not model.automatic_optimization:
+        # A task stepping its own optimizers (a GAN) runs backward passes that each reach only some of its
+        # parameters (the discriminator's, the generator's): DDP must find the unused ones before each.
+        strategy["strategy"] = "ddp_find_unused_parameters_true"
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **strategy)
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})
 

@@ -1,4 +1,4 @@
-"""Callbacks that break a run on purpose, for tests of what happens then."""
+"""Callbacks that break a run on purpose, for tests of what happens then, or record what a test checks."""
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -27,3 +27,13 @@ class CrashAfterEpoch(Callback):
     def on_train_epoch_start(self, trainer, module):
         if trainer.current_epoch == self.epoch + 1:
             raise RuntimeError(f"simulated crash after epoch {self.epoch}")
+
+
+class SaveWeightsPerRank(Callback):
+    """Saves each process's weights to <dirpath>/rank_<global rank>.pt when training ends."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = dirpath
+
+    def on_train_end(self, trainer, module):
+        torch.save(module.state_dict(), f"{self.dirpath}/rank_{trainer.global_rank}.pt")

@@ -4,6 +4,7 @@ NaN losses and the SLURM launcher config."""
 import csv
 import glob
 import json
+import math
 import os
 import re
 import signal
@@ -77,6 +78,21 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     # each process takes half of every global batch's worth of data: half the steps per epoch
     assert two["global_step"] == (one["global_step"] + 1) // 2
     assert two["test/acc"] > 0.5
+
+
+def test_gan_on_two_cpu_processes_keeps_both_nets_in_step(tmp_path):
+    # Its discriminator and generator steps are separate backward passes, each through part of the model.
+    ddp = run("train.py", "model=gan", "trainer=ddp_cpu", "trainer.max_epochs=2", *QUIET,
+              "+callbacks.weights._target_=tests.callbacks.SaveWeightsPerRank", f"+callbacks.weights.dirpath={tmp_path}",
+              cwd=tmp_path)
+    assert ddp.returncode == 0, output(ddp)
+    rank0, rank1 = (torch.load(tmp_path / f"rank_{rank}.pt") for rank in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for name, weights in rank0.items():  # each process saw other batches: only synchronised gradients agree
+        assert torch.equal(weights, rank1[name]), name
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    assert math.isfinite(json.loads((run_dir / "metrics.json").read_text())["val/frechet_distance"])
+    assert list((run_dir / "samples").glob("step_*.png"))
 
 
 def test_ddp_inside_a_sweep(tmp_path):
