@@ -17,24 +17,20 @@ import statistics
 import time
 
 from common import scratch_dir, synchronize, write_random_cifar10
-from iteration_timer import find_timer
+from iteration_timer import timed_train
 
-from dlbook.utils.config import compose_run  # after common, which puts the checkout on the path
 
 BATCH_SIZE = 128
 
 
 def dlbook_run(data_dir, out_dir, accelerator: str, logger: str, extra: list[str]):
-    from dlbook.train import train
-
     overrides = ["model=dcgan", "data=cifar10", "data.download=false", f"paths.data_dir={data_dir}",
                  f"paths.root_dir={out_dir}", f"data.batch_size={BATCH_SIZE}", "trainer.max_epochs=1",
                  f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false",
                  # the plain loop measures no sample quality, so neither does this run
-                 "callbacks.sample_quality=null",
-                 "+callbacks.iteration_timer._target_=iteration_timer.IterationTimer", *extra]
-    _, objects = train(compose_run(overrides, out_dir / f"dlbook-{time.monotonic_ns()}"))
-    return objects["datamodule"], objects["model"], find_timer(objects["trainer"]).rate
+                 "callbacks.sample_quality=null", *extra]
+    objects, timer = timed_train(overrides, out_dir / f"dlbook-{time.monotonic_ns()}")
+    return objects["datamodule"], objects["model"], timer.rate
 
 
 def plain_run(datamodule, task, accelerator: str, seed: int) -> float:

@@ -1,4 +1,5 @@
-"""A callback that times one training epoch of a benchmark run, after a few warm-up batches."""
+"""A callback that times one training epoch of a benchmark run, after a few warm-up batches, and a run of
+train.py with it."""
 
 import time
 
@@ -27,5 +28,12 @@ class IterationTimer(Callback):
         self.rate = (trainer.num_training_batches - self.warmup) / (time.perf_counter() - self.timed_from)
 
 
-def find_timer(trainer) -> IterationTimer:
-    return next(callback for callback in trainer.callbacks if isinstance(callback, IterationTimer))
+def timed_train(overrides: list[str], run_dir, warmup: int = 1) -> tuple[dict, IterationTimer]:
+    """train.py with `overrides` and an IterationTimer, writing into run_dir: (the objects train returns, the timer)."""
+    from dlbook.train import train
+    from dlbook.utils.config import compose_run
+
+    timer = ["+callbacks.iteration_timer._target_=iteration_timer.IterationTimer",
+             f"+callbacks.iteration_timer.warmup={warmup}"]
+    _, objects = train(compose_run([*overrides, *timer], run_dir))
+    return objects, next(callback for callback in objects["trainer"].callbacks if isinstance(callback, IterationTimer))

@@ -15,20 +15,16 @@ import statistics
 import time
 
 from common import scratch_dir, synchronize, write_random_mnist
-from iteration_timer import find_timer
+from iteration_timer import timed_train
 
-from dlbook.utils.config import compose_run  # after common, which puts the checkout on the path
 
 def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: int, logger: str,
                  extra: list[str]):
-    from dlbook.train import train
-
     overrides = [f"model={model}", "data=mnist", f"paths.data_dir={data_dir}", f"paths.root_dir={out_dir}",
                  f"data.batch_size={batch_size}", "data.val_fraction=0", "trainer.max_epochs=1", "test=false",
-                 f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false",
-                 "+callbacks.iteration_timer._target_=iteration_timer.IterationTimer", *extra]
-    _, objects = train(compose_run(overrides, out_dir / f"dlbook-{model}-{time.monotonic_ns()}"))
-    return objects["datamodule"], objects["model"], 1 / find_timer(objects["trainer"]).rate
+                 f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false", *extra]
+    objects, timer = timed_train(overrides, out_dir / f"dlbook-{model}-{time.monotonic_ns()}")
+    return objects["datamodule"], objects["model"], 1 / timer.rate
 
 
 def plain_epoch(datamodule, task, accelerator: str, batch_size: int, seed: int) -> float:

@@ -15,9 +15,8 @@ import statistics
 import time
 
 from common import scratch_dir, write_random_cifar10
-from iteration_timer import find_timer
+from iteration_timer import timed_train
 
-from dlbook.utils.config import compose_run  # after common, which puts the checkout on the path
 
 OPTIONS = {
     "fp32": [],
@@ -32,17 +31,12 @@ NEEDS_GPU = {"data_on_device": "on the CPU the data is on the device already"}
 
 def steps_per_second(option: str, data_dir, out_dir, args) -> tuple[float, float]:
     """(steps/s after the warm-up, seconds of the warm-up batches) of one run with `option` on."""
-    from dlbook.train import train
-
     overrides = ["model=resnet9", f"model.net.width={args.width}", "data=cifar10", "data.download=false",
                  f"paths.data_dir={data_dir}", f"paths.root_dir={out_dir}", f"data.batch_size={args.batch_size}",
                  "data.val_fraction=0", "test=false", "trainer.max_epochs=1",
                  f"++trainer.limit_train_batches={args.batches}", f"trainer.accelerator={args.accelerator}",
-                 "logger=none", "extras.print_config=false", "optimizer=sgd",
-                 "+callbacks.iteration_timer._target_=iteration_timer.IterationTimer",
-                 f"+callbacks.iteration_timer.warmup={args.warmup}", *OPTIONS[option], *args.overrides]
-    _, objects = train(compose_run(overrides, out_dir / f"{option}-{time.monotonic_ns()}"))
-    timer = find_timer(objects["trainer"])
+                 "logger=none", "extras.print_config=false", "optimizer=sgd", *OPTIONS[option], *args.overrides]
+    _, timer = timed_train(overrides, out_dir / f"{option}-{time.monotonic_ns()}", args.warmup)
     return timer.rate, timer.warmup_seconds
 
 
