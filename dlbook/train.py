@@ -30,7 +30,6 @@ def build_datamodule(cfg: DictConfig):
 
 def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
     """The task of cfg.model sized by data_spec; a model that cannot take this data is a DlbookError."""
-
     from dlbook.errors import IncompatibleDataError
 
     optimizer = instantiate(cfg.optimizer)
