@@ -1,5 +1,8 @@
 """Callbacks that break a run on purpose, for tests of what happens then, or record what a test checks."""
 
+import os
+import signal
+
 import torch
 from lightning.pytorch.callbacks import Callback
 
@@ -37,3 +40,28 @@ class SaveWeightsPerRank(Callback):
 
     def on_train_end(self, trainer, module):
         torch.save(module.state_dict(), f"{self.dirpath}/rank_{trainer.global_rank}.pt")
+
+
+class SignalAtStep(Callback):
+    """Sends this process `signum` after training step `step`, as a scheduler or a user would mid-epoch."""
+
+    def __init__(self, step: int, signum: str = "SIGTERM"):
+        self.step = step
+        self.signum = signum
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signum))
+
+
+class FreezeAfterEpoch(Callback):
+    """Sets every learning rate to 0 after epoch `epoch`, so the monitored metric stops improving."""
+
+    def __init__(self, epoch: int = 0):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch > self.epoch:
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = 0.0

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
 from dlbook.errors import NonFiniteLossError
 from dlbook.train import train
 from tests.test_cli import QUIET, ROOT, output, run
@@ -119,6 +121,32 @@ def test_resume_after_a_crash_is_exact(run_config, tmp_path):
     assert objects["trainer"].current_epoch == 3
     for name in ("train/loss", "val/loss", "val/acc", "test/acc", "test/loss"):
         assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-6), name
+
+
+def test_resume_after_sigterm_mid_epoch_is_exact(run_config, tmp_path):
+    setup = ["model.net.dropout=0.3", "trainer.max_epochs=2", "trainer.deterministic=true", "data.batch_size=8"]
+    uninterrupted, objects = train(run_config(setup, run_name="whole"))
+    steps_per_epoch = objects["trainer"].num_training_batches
+    stop_at = steps_per_epoch + steps_per_epoch // 3  # a third into the second epoch
+    signal_at = [*setup, "+callbacks.signal._target_=tests.callbacks.SignalAtStep", f"+callbacks.signal.step={stop_at}"]
+    with pytest.raises(SIGTERMException):
+        train(run_config(signal_at, run_name="interrupted"))
+    last = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == stop_at and last["epoch"] == 1
+    resumed, objects = train(run_config([*setup, "ckpt_path=last"], run_name="interrupted"))
+    assert objects["trainer"].global_step == 2 * steps_per_epoch  # no batch of the interrupted epoch seen twice
+    # train/ means are over the whole interrupted epoch, the batches before the signal included
+    for name in ("train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/loss"):
+        assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-6), name
+
+
+def test_last_checkpoint_is_the_newest_epoch_when_the_metric_stops_improving(run_config, tmp_path):
+    # lr 0 from the second epoch on: val/acc never improves again, so best.ckpt stays at epoch 0
+    train(run_config(["trainer.max_epochs=4", "+callbacks.freeze._target_=tests.callbacks.FreezeAfterEpoch"]))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    best, last = (torch.load(checkpoints / f"{name}.ckpt", weights_only=True) for name in ("best", "last"))
+    assert best["epoch"] == 0
+    assert last["epoch"] == 3 and last["global_step"] > best["global_step"]
 
 
 def test_weights_only_restore_starts_a_fresh_optimizer(run_config, tmp_path):

@@ -35,7 +35,8 @@ class TensorImageDataset(Dataset):
 
 
 class EpochSeededSampler(RandomSampler):
-    """Shuffles with seed + epoch so an interrupted run resumes with the same batch order.
+    """Shuffles with seed + epoch and counts the indices it has given out in the epoch, so a run resumed from a
+    checkpoint written mid-epoch goes on with exactly the batches the interrupted run had not reached.
 
     Subclassing RandomSampler lets Lightning swap in a DistributedSampler (also seed + epoch) under DDP.
     """
@@ -44,20 +45,49 @@ class EpochSeededSampler(RandomSampler):
         super().__init__(data_source)
         self.seed = seed
         self.epoch = 0
+        self.taken = 0  # indices of this epoch given out so far
+        self._resume_at: dict | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "taken": self.taken}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_at = state
+
     def __iter__(self):
+        # The body runs at the first batch, after Lightning has set the epoch.
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+        order = torch.randperm(len(self.data_source), generator=generator).tolist()
+        resume, self._resume_at = self._resume_at, None
+        self.taken = resume["taken"] if resume and resume["epoch"] == self.epoch else 0
+        for index in order[self.taken:]:
+            self.taken += 1
+            yield index
+
+
+class BatchLoader(DataLoader):
+    """A DataLoader whose sampler's position Lightning keeps in checkpoints (its loops save and restore the state
+    of every training loader that has state_dict and load_state_dict). Lightning fetches batches lazily from
+    loaders with a length, so the sampler's count is the number of batches handed to training."""
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict() if hasattr(self.sampler, "state_dict") else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and hasattr(self.sampler, "load_state_dict"):
+            self.sampler.load_state_dict(state)
 
 
 def batch_loader(dataset: TensorImageDataset, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
                  pin_memory: bool = False) -> DataLoader:
     sampler = EpochSeededSampler(dataset, seed) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                      collate_fn=_already_batched, pin_memory=pin_memory)
+    # A generator of its own: iter(DataLoader) draws a base seed for workers from it, which would otherwise come
+    # from the global stream that dropout draws from, and a resumed run's stream would drift.
+    return BatchLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                       collate_fn=_already_batched, pin_memory=pin_memory, generator=torch.Generator())
 
 
 def _already_batched(batch):

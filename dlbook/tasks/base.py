@@ -12,6 +12,7 @@ from dlbook.errors import IncompatibleDataError, NonFiniteLossError
 CONFIG_KEY = "dlbook_config"  # checkpoint entry holding the resolved run config, read back by eval.py
 RNG_KEY = "dlbook_rng_states"
 BATCHES_KEY = "dlbook_batches"  # training batches seen by a manual-optimization task
+EPOCH_SUMS_KEY = "dlbook_train_epoch_sums"  # the interrupted epoch's training sums, so its means are whole
 
 
 class Task(L.LightningModule):
@@ -71,7 +72,8 @@ class Task(L.LightningModule):
             return
         step = int(self._first_nonfinite_step)
         if step >= 0:
-            last = self.trainer.checkpoint_callback.last_model_path if self.trainer.checkpoint_callback else ""
+            last = next((callback.last_model_path for callback in self.trainer.checkpoint_callbacks
+                         if callback.last_model_path), "")
             kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved yet"
             raise NonFiniteLossError(
                 f"The training loss became NaN or infinite at step {step} (epoch {self.current_epoch}); training "
@@ -136,6 +138,10 @@ class Task(L.LightningModule):
             self.log(name, means[name], prog_bar=True)
         return means
 
+    def on_train_start(self) -> None:
+        for entry in self._epoch_sums.values():
+            entry[0] = entry[0].to(self.device)
+
     def on_train_epoch_end(self) -> None:
         self.log_epoch_means("train/")
 
@@ -153,8 +159,12 @@ class Task(L.LightningModule):
         # Dropout and augmentation draw from these: a resumed run continues the same random streams.
         checkpoint[RNG_KEY] = {"torch": torch.get_rng_state(),
                                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
+        checkpoint[EPOCH_SUMS_KEY] = {name: (total.cpu(), count) for name, (total, count) in self._epoch_sums.items()
+                                      if name.startswith("train/")}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Moved to the device in on_train_start: the task is still on the CPU when Lightning restores it.
+        self._epoch_sums = {name: [total, count] for name, (total, count) in checkpoint.get(EPOCH_SUMS_KEY, {}).items()}
         rng = checkpoint.get(RNG_KEY)
         if rng is None:
             return

@@ -1,0 +1,79 @@
+"""last.ckpt: the newest state of a run, written after every training epoch and when the run is told to stop."""
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+# The signal submitit sends before a SLURM job's time limit or on preemption (its default, overridable).
+SUBMITIT_SIGNAL = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Writes <dirpath>/last.ckpt at the end of every training epoch (after its validation), whatever the
+    monitored metric did, and at the next batch boundary after a request to stop:
+
+    - SIGTERM (a scheduler's preemption, `kill`): Lightning stops the loop at the batch boundary.
+    - SIGUSR1 (the usual warning before a job's time limit) and Ctrl-C: treated as SIGTERM. A second Ctrl-C
+      stops at once, saving the state as it is.
+    - submitit's preemption signal (SIGUSR2), when submitit runs the job: the checkpoint is written first,
+      then submitit's own handler requeues the job and exits; the requeued job resumes from last.ckpt.
+
+    Other errors (a NaN loss, a bug) leave the last good checkpoint as it was.
+    """
+
+    def __init__(self, dirpath: str):
+        super().__init__(dirpath=dirpath, filename=self.CHECKPOINT_NAME_LAST, monitor=None, save_top_k=1,
+                         save_on_train_epoch_end=True, enable_version_counter=False)
+        self._previous_handlers: dict[int, object] = {}
+        self._stop_signal: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        self._stop_signal = None
+        stop_signals = [signal.SIGINT, signal.SIGUSR1]
+        if callable(signal.getsignal(SUBMITIT_SIGNAL)):  # submitit's requeue handler is installed
+            stop_signals.append(SUBMITIT_SIGNAL)
+        for signum in stop_signals:
+            self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    def _request_stop(self, signum: int, frame) -> None:
+        if signum == signal.SIGINT and self._stop_signal is not None:
+            raise KeyboardInterrupt
+        if signum == signal.SIGINT:
+            log.info("Ctrl-C: stopping after this batch and saving last.ckpt (press it again to stop at once)")
+        self._stop_signal = signum
+        os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler stops the loop at the next batch boundary
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if (not isinstance(exception, (SIGTERMException, KeyboardInterrupt))
+                or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking):
+            return
+        trainer.save_checkpoint(self.path)
+        self.last_model_path = str(self.path)
+        cause = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else signal.Signals(
+            self._stop_signal or signal.SIGTERM).name
+        log.info(f"Saved a checkpoint on {cause} at step {trainer.global_step}: {self.path}")
+        if self._stop_signal == SUBMITIT_SIGNAL:
+            self._previous_handlers[SUBMITIT_SIGNAL](SUBMITIT_SIGNAL, None)  # submitit requeues and exits
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        self.last_model_path = filepath
