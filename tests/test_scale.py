@@ -170,8 +170,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_c
     assert all(torch.isfinite(value).all() for value in last["state_dict"].values() if value.is_floating_point())
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
-def test_preemption_signal_saves_a_checkpoint(tmp_path, signum):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+def test_stop_signal_saves_the_newest_state_and_says_how_to_continue(tmp_path, signum):
     env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data")}
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer.max_epochs=10000", *QUIET],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -182,12 +182,17 @@ def test_preemption_signal_saves_a_checkpoint(tmp_path, signum):
         last = Path(found[0]) if found else None
         time.sleep(0.2)
     assert last is not None, "no checkpoint appeared"
-    time.sleep(1.0)  # let it train on
+    epoch_end_step = torch.load(last, weights_only=True)["global_step"]
+    time.sleep(1.0)  # let it train on into the next epochs
     process.send_signal(signum)
     log, _ = process.communicate(timeout=120)
-    assert "Saved a checkpoint on SIGTERM" in log, log[-3000:]
-    checkpoint = torch.load(last, weights_only=False)
-    assert checkpoint["global_step"] > 0 and "optimizer_states" in checkpoint
+    assert process.returncode == 1
+    assert f"Saved a checkpoint on {signal.Signals(signum).name}" in log, log[-3000:]
+    run_dir = last.parents[1]
+    assert f"Continue with: python train.py trainer.max_epochs=10000 {' '.join(QUIET)} ckpt_path=last " \
+           f"run_dir={run_dir}" in log
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["global_step"] > epoch_end_step and "optimizer_states" in checkpoint
 
 
 def test_resume_continues_the_wandb_run(run_config, tmp_path, monkeypatch):

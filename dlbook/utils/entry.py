@@ -25,6 +25,7 @@ def guarded(work, cfg):
     import lightning
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     # Lightning adds its own console handler; Hydra's already print to the console and the run's log file.
     logging.getLogger(lightning.__name__).handlers.clear()
@@ -33,6 +34,9 @@ def guarded(work, cfg):
     environment = dict(os.environ)  # DDP adds MASTER_PORT and friends; the next job of a sweep starts clean
     try:
         return work(cfg)
+    except SIGTERMException:  # SIGTERM, SIGUSR1 or Ctrl-C: last.ckpt was written at the batch boundary
+        log.warning(interrupted_message(hydra_cfg))
+        sys.exit(1)
     except Exception as error:
         if not sweeping and not isinstance(error, DlbookError):
             raise
@@ -53,6 +57,18 @@ def guarded(work, cfg):
             os.environ.clear()
             os.environ.update(environment)
             write_sweep_summary(Path(hydra_cfg.sweep.dir))
+
+
+def interrupted_message(hydra_cfg) -> str:
+    """What a stopped run tells its user: where its newest state is and the command that continues it."""
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        return f"Stopped by a signal before any checkpoint was written ({output_dir})."
+    overrides = [override for override in hydra_cfg.overrides.task
+                 if not override.split("=")[0].lstrip("+~") in ("ckpt_path", "run_dir")]
+    command = " ".join([Path(sys.argv[0]).name, *overrides, "ckpt_path=last", f"run_dir={output_dir}"])
+    return f"Stopped by a signal; {last} holds the newest state. Continue with: python {command}"
 
 
 def end_process_group() -> None:
