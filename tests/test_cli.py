@@ -106,3 +106,47 @@ def test_help_does_not_import_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
     assert "imported torch: False" in result.stdout, result.stdout + result.stderr
     assert "model: " in result.stdout and "lenet5" in result.stdout  # the groups and choices are listed
+
+
+def test_runs_started_together_get_a_directory_each(tmp_path):
+    env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "0"}
+    processes = [subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer.max_epochs=1", f"seed={seed}",
+                                   *QUIET], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for seed in (1, 2)]
+    for process in processes:
+        process.communicate(timeout=300)
+        assert process.returncode == 0
+    run_dirs = sorted((tmp_path / "outputs" / "train" / "runs").iterdir())
+    assert len(run_dirs) == 2
+    seeds = sorted((run_dir / ".hydra" / "overrides.yaml").read_text().split("seed=")[1].split()[0]
+                   for run_dir in run_dirs)
+    assert seeds == ["1", "2"] and all((run_dir / "metrics.json").exists() for run_dir in run_dirs)
+
+
+def test_run_directories_of_one_second_are_created_atomically(tmp_path):
+    # Processes racing for the same timestamp: each gets a directory no other got.
+    claim = ("import sys; from dlbook.utils.config import run_directory; "
+             "print(run_directory(None, sys.argv[1], '2026-01-01_00-00-00'))")
+    processes = [subprocess.Popen([sys.executable, "-c", claim, str(tmp_path / "runs")], cwd=ROOT,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    claimed = [process.communicate(timeout=60)[0].strip() for process in processes]
+    assert len(set(claimed)) == 4
+    assert sorted(Path(path).name for path in claimed) == ["2026-01-01_00-00-00", *(f"2026-01-01_00-00-00_{n}"
+                                                                                     for n in (1, 2, 3))]
+
+
+def test_a_resume_keeps_the_original_runs_config_even_when_it_fails(tmp_path):
+    first = run("train.py", "trainer.max_epochs=1", "optimizer.lr=0.002", *QUIET, cwd=tmp_path)
+    assert first.returncode == 0, output(first)
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    originals = {path: path.read_bytes() for path in (run_dir / ".hydra").iterdir()}
+    failed = run("train.py", "ckpt_path=last", f"run_dir={run_dir}", "trainer.precision=bogus", *QUIET, cwd=tmp_path)
+    assert failed.returncode != 0
+    resumed = run("train.py", "ckpt_path=last", f"run_dir={run_dir}", "trainer.max_epochs=2", "optimizer.lr=0.002",
+                  *QUIET, cwd=tmp_path)
+    assert resumed.returncode == 0, output(resumed)
+    assert {path: path.read_bytes() for path in originals} == originals
+    records = sorted((run_dir / ".hydra").glob("resume-*"))
+    assert len(records) == 2  # one per resume, the failed one included
+    assert ["trainer.precision=bogus" in (record / "overrides.yaml").read_text() for record in records] == [True, False]
+    assert "trainer.max_epochs=2" in (records[1] / "overrides.yaml").read_text()

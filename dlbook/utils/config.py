@@ -3,6 +3,7 @@
 Nothing here imports torch, so composing a config (and `--help`) stays fast.
 """
 
+import itertools
 import logging
 import netrc
 import os
@@ -37,14 +38,54 @@ def wandb_offline() -> bool:
         return True
 
 
-def coalesce(*values):
-    """The first value that is not null: `${coalesce:${run_dir},<default>}`."""
-    return next((value for value in values if value is not None), None)
+_created_dirs: dict[tuple[str, str], Path] = {}  # (parent, name) -> the directory made for it in this process
+
+
+def create_unique_dir(parent: str | Path, name: str) -> Path:
+    """<parent>/<name>, or <name>_1, <name>_2, ... if that exists, created atomically (mkdir fails on an existing
+    directory), so runs started in the same second never share one. Asked again in this process, the same one."""
+    key = (str(parent), name)
+    if key not in _created_dirs:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+        for attempt in itertools.count():
+            path = Path(parent) / (name if attempt == 0 else f"{name}_{attempt}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        _created_dirs[key] = path
+    return _created_dirs[key]
+
+
+def run_directory(run_dir: str | None, runs_dir: str, stamp: str) -> str:
+    """hydra.run.dir: run_dir when given (resuming), else a new <runs_dir>/<stamp> of this run's own."""
+    return run_dir if run_dir is not None else str(create_unique_dir(runs_dir, stamp))
+
+
+def records_subdir(run_dir: str | None, stamp: str) -> str:
+    """hydra.output_subdir, where Hydra writes config.yaml, overrides.yaml and hydra.yaml: .hydra for a new run;
+    for a run into a directory that has them already (a resume), .hydra/resume-<stamp>, so the original run's
+    record stays as it was and each resume's is kept beside it."""
+    if run_dir is None or not (Path(run_dir) / ".hydra" / "config.yaml").exists():
+        return ".hydra"
+    return str(create_unique_dir(Path(run_dir) / ".hydra", f"resume-{stamp}").relative_to(run_dir))
+
+
+def records_dir() -> Path:
+    """The directory of this invocation's records (config_tree.log beside Hydra's): the run directory for a new
+    run, its .hydra/resume-<stamp> for a resume."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    output_dir, subdir = Path(hydra_cfg.runtime.output_dir), hydra_cfg.output_subdir
+    return output_dir / subdir if subdir not in (None, ".hydra") else output_dir
 
 
 def register_resolvers() -> None:
     # `cwd` rather than ${hydra:runtime.cwd}: sweep directories are resolved before Hydra sets the latter.
-    for name, resolver in (("wandb_offline", wandb_offline), ("coalesce", coalesce), ("cwd", os.getcwd)):
+    for name, resolver in (("wandb_offline", wandb_offline), ("run_directory", run_directory),
+                           ("records_subdir", records_subdir), ("cwd", os.getcwd)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 
@@ -62,7 +103,6 @@ def print_config_tree(cfg: DictConfig) -> None:
     import rich
     import rich.syntax
     import rich.tree
-    from hydra.core.hydra_config import HydraConfig
 
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     for key, value in cfg.items():
@@ -70,8 +110,7 @@ def print_config_tree(cfg: DictConfig) -> None:
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
-    with open(output_dir / "config_tree.log", "w") as file:
+    with open(records_dir() / "config_tree.log", "w") as file:
         rich.print(tree, file=file)
 
 
