@@ -42,7 +42,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     trainer = instantiate(cfg.trainer, logger=loggers or False)
     # Testing needs only the weights; the checkpoint's training callbacks are of no use here.
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path))
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), weights_only=True)
     metrics = scalar_metrics(trainer.callback_metrics)
     write_summary(output_dir, {**metrics, "checkpoint": str(ckpt_path), "run_dir": output_dir})
     if "test/acc" in metrics:

@@ -127,22 +127,12 @@ def point_ddp_ranks_at_this_job(output_dir: str) -> None:
         hydra_cfg.run.dir = output_dir
 
 
-def load_weights(model, ckpt_path) -> None:
-    from dlbook.errors import CheckpointError
-    from dlbook.utils.checkpoints import load_checkpoint
-
-    try:
-        model.load_state_dict(load_checkpoint(ckpt_path)["state_dict"])
-    except RuntimeError as error:
-        raise CheckpointError(f"The weights in ckpt_path={ckpt_path} do not fit this model: {error}") from None
-
-
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
-    from dlbook.utils.checkpoints import resolve_checkpoint
+    from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, resolve_checkpoint
 
     output_dir = HydraConfig.get().runtime.output_dir
     run_choices = choices()
@@ -163,6 +153,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.get("test") and not model.has_test_metric:
         raise DlbookError(f"test=true, but model={run_choices.get('model')} has no test metric (a GAN is judged by "
                           f"its samples: see samples/ in the run directory and scripts/sample.py); set test=false.")
+    if ckpt_path:  # read safely and checked here; Lightning reads it again to resume
+        checkpoint = load_checkpoint(ckpt_path)
+        check_weights_fit(model, checkpoint, ckpt_path)
+        if restore == "weights":  # fine-tuning: the weights, but a fresh optimizer, schedule and count
+            model.load_state_dict(checkpoint["state_dict"])
+        del checkpoint
     apply_speed_options(model, cfg.get("channels_last", False), mode)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     model.run_config = {"config": resolved, "choices": run_choices}
@@ -183,12 +179,11 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})
 
-    if ckpt_path and restore == "weights":  # fine-tuning: the weights, but a fresh optimizer, schedule and count
-        load_weights(model, ckpt_path)
     train_metrics = {}
     if cfg.get("train"):
         log.info("Training" + (f", resumed from {ckpt_path}" if ckpt_path and restore == "full" else ""))
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path if restore == "full" else None)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path if restore == "full" else None,
+                    weights_only=True)
         train_metrics = scalar_metrics(trainer.callback_metrics)
 
     test_metrics, best_path = {}, ""
@@ -198,7 +193,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         else:  # `train=false ckpt_path=X` tests X
             best_path = str(ckpt_path or "")
         log.info(f"Testing {best_path or 'the current weights (no checkpoint was saved)'}")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
         test_metrics = scalar_metrics(trainer.callback_metrics)
 
     metrics = {**train_metrics, **test_metrics}

@@ -150,3 +150,27 @@ def test_a_resume_keeps_the_original_runs_config_even_when_it_fails(tmp_path):
     assert len(records) == 2  # one per resume, the failed one included
     assert ["trainer.precision=bogus" in (record / "overrides.yaml").read_text() for record in records] == [True, False]
     assert "trainer.max_epochs=2" in (records[1] / "overrides.yaml").read_text()
+
+
+def test_full_resume_into_another_model_names_what_differs(tmp_path):
+    first = run("train.py", "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
+    assert first.returncode == 0, output(first)
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    result = run("train.py", "model=mlp_small", f"ckpt_path={last}", *QUIET, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"The weights in ckpt_path={last} do not fit this model" in output(result)
+    assert "of another shape (net.layers.1.weight (512, 64) vs (50, 64)" in output(result)
+    assert "written by a run of model=mlp data=digits" in output(result)
+    assert "Traceback" not in output(result)
+
+
+@pytest.mark.parametrize("model, override, key", [
+    ("mlp", "optimizer.lr=-1", "optimizer"),
+    ("gan", "model.generator_optimizer.betas=[0.5,2.0]", "model.generator_optimizer"),
+])
+def test_an_optimizer_torch_refuses_is_one_paragraph(tmp_path, model, override, key):
+    result = run("train.py", f"model={model}", override, "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{key} cannot be built: Invalid" in output(result) and "torch.optim.adam.Adam(" not in output(result)
+    assert "Traceback" not in output(result)

@@ -152,11 +152,11 @@ def test_last_checkpoint_is_the_newest_epoch_when_the_metric_stops_improving(run
 def test_weights_only_restore_starts_a_fresh_optimizer(run_config, tmp_path):
     train(run_config(["trainer.max_epochs=1"], run_name="first"))
     source = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    steps = torch.load(source, weights_only=False)["global_step"]
+    steps = torch.load(source, weights_only=True)["global_step"]
     _, objects = train(run_config([f"ckpt_path={source}", "ckpt_restore=weights", "optimizer.lr=0",
                                    "trainer.max_epochs=1"], run_name="finetune"))
     assert objects["trainer"].global_step == steps  # counted from zero again
-    loaded = torch.load(source, weights_only=False)["state_dict"]
+    loaded = torch.load(source, weights_only=True)["state_dict"]
     for name, value in objects["model"].state_dict().items():
         if name.startswith("net."):
             assert torch.equal(value, loaded[name]), name  # lr 0: the weights are the checkpoint's
@@ -165,7 +165,7 @@ def test_weights_only_restore_starts_a_fresh_optimizer(run_config, tmp_path):
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_config, tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"at step \d+ \(epoch 1\).*last\.ckpt"):
         train(run_config(["trainer.max_epochs=3", POISON, "+callbacks.poison.at_epoch=1"]))
-    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0  # written after the first epoch, before the weights went bad
     assert all(torch.isfinite(value).all() for value in last["state_dict"].values() if value.is_floating_point())
 
@@ -208,7 +208,7 @@ def test_resume_continues_the_wandb_run(run_config, tmp_path, monkeypatch):
     # wandb adds -1 to the directory of a second start within the same second
     assert len(runs) == 2 and all(re.fullmatch(rf"offline-run-\d+_\d+-{run_id}(-\d+)?", Path(path).name)
                                   for path in runs)
-    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["dlbook_config"]["config"]["logger"]["wandb"]["id"] == run_id
 
 

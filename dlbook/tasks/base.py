@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dlbook.data.spec import DataSpec
-from dlbook.errors import IncompatibleDataError, NonFiniteLossError
+from dlbook.errors import DlbookError, IncompatibleDataError, NonFiniteLossError
 
 CONFIG_KEY = "dlbook_config"  # checkpoint entry holding the resolved run config, read back by eval.py
 RNG_KEY = "dlbook_rng_states"
@@ -81,9 +81,21 @@ class Task(L.LightningModule):
                 f"trainer.precision=32-true.")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.build_optimizer(self.optimizer_factory, self.parameters(), "optimizer")
         scheduler = self.scheduler_for(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
+
+    @staticmethod
+    def build_optimizer(factory: Callable, params, key: str):
+        """factory(params=params); a value torch refuses (a negative rate, betas out of range) is a DlbookError
+        naming the config key and its settings."""
+        try:
+            return factory(params=params)
+        except (ValueError, TypeError) as error:
+            target = getattr(getattr(factory, "func", factory), "__qualname__", str(factory))
+            settings = ", ".join(f"{name}={value}" for name, value in getattr(factory, "keywords", {}).items())
+            raise DlbookError(f"{key} cannot be built: {error}. It is {target}({settings}); set a valid value, "
+                              f"e.g. {key}.lr=0.001.") from None
 
     def scheduler_for(self, optimizer) -> dict | None:
         """Lightning's scheduler entry for optimizer ({"scheduler", "interval"[, "monitor"]}), or None."""

@@ -119,8 +119,9 @@ class CycleGANTask(ManualOptimizationTask):
                               "or a top-level optimizer for the one left null")
         generators = [*self.generator_ab.parameters(), *self.generator_ba.parameters()]
         discriminators = [*self.discriminator_a.parameters(), *self.discriminator_b.parameters()]
-        optimizers = [self.discriminator_optimizer_factory(params=discriminators),
-                      self.generator_optimizer_factory(params=generators)]
+        optimizers = [self.build_optimizer(self.discriminator_optimizer_factory, discriminators,
+                                           "model.discriminator_optimizer"),
+                      self.build_optimizer(self.generator_optimizer_factory, generators, "model.generator_optimizer")]
         # Under manual optimization Lightning does not step schedulers; the task does (step_schedulers).
         entries = [self.scheduler_for(optimizer) for optimizer in optimizers]
         return optimizers, [entry["scheduler"] for entry in entries if entry]

@@ -177,8 +177,9 @@ class GANTask(ManualOptimizationTask):
             raise DlbookError("A GAN needs model.generator_optimizer and model.discriminator_optimizer, "
                               "or a top-level optimizer for the one left null")
         generator_side = [*self.generator.parameters(), *(self.q_head.parameters() if self.q_head else [])]
-        optimizers = [self.discriminator_optimizer_factory(params=self.discriminator.parameters()),
-                      self.generator_optimizer_factory(params=generator_side)]
+        optimizers = [self.build_optimizer(self.discriminator_optimizer_factory, self.discriminator.parameters(),
+                                           "model.discriminator_optimizer"),
+                      self.build_optimizer(self.generator_optimizer_factory, generator_side, "model.generator_optimizer")]
         # Under manual optimization Lightning does not step schedulers; the task does (step_schedulers).
         entries = [self.scheduler_for(optimizer) for optimizer in optimizers]
         return optimizers, [entry["scheduler"] for entry in entries if entry]

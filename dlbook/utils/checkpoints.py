@@ -40,15 +40,45 @@ def check_checkpoint(path: Path) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict:
+    """The checkpoint at path, unpickled with weights_only=True: tensors and plain containers only, so that a
+    checkpoint from elsewhere cannot run code. Everything dlbook writes is of those types."""
+    import pickle
+
     import torch
 
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"ckpt_path={path} holds Python objects other than tensors and plain containers, which unpickling "
+            f"could run as code; dlbook loads only checkpoints of tensors and plain values (what train.py writes) "
+            f"and refuses this one.") from None
     except Exception as error:
         raise CheckpointError(f"ckpt_path={path} could not be read ({type(error).__name__}: {error}).") from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path} is not a Lightning checkpoint (it has no state_dict).")
     return checkpoint
+
+
+def check_weights_fit(model, checkpoint: dict, path: Path) -> None:
+    """A CheckpointError naming what differs, before Lightning's long state-dict traceback would."""
+    from dlbook.tasks.base import CONFIG_KEY
+
+    saved, own = checkpoint["state_dict"], model.state_dict()
+    differences = {
+        "missing": [name for name in own if name not in saved],
+        "unexpected": [name for name in saved if name not in own],
+        "of another shape": [f"{name} {tuple(saved[name].shape)} vs {tuple(own[name].shape)}" for name in own
+                             if name in saved and saved[name].shape != own[name].shape],
+    }
+    listed = "; ".join(f"{len(names)} {kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                       for kind, names in differences.items() if names)
+    if not listed:
+        return
+    held = (checkpoint.get(CONFIG_KEY) or {}).get("choices", {})
+    source = f" It was written by a run of model={held['model']} data={held.get('data')}." if "model" in held else ""
+    raise CheckpointError(f"The weights in ckpt_path={path} do not fit this model: {listed}.{source} Pass the "
+                          f"overrides of the run that wrote it (its .hydra/overrides.yaml).")
 
 
 def saved_run_config(checkpoint: dict, path: Path, reader: str):
@@ -78,5 +108,6 @@ def restore_task(path: Path, reader: str):
     if datamodule_state:  # e.g. an image folder's mean and std
         datamodule.load_state_dict(datamodule_state)
     task = build_model(run_cfg, datamodule.spec, choices)
+    check_weights_fit(task, checkpoint, path)
     task.load_state_dict(checkpoint["state_dict"])
     return task, datamodule, choices

@@ -1,0 +1,51 @@
+"""Every path that reads a checkpoint refuses one whose unpickling would run code, with one paragraph."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.test_cli import QUIET, ROOT, output, run
+
+
+class RunsCode:
+    """Unpickling this runs `touch <marker>`, as a hostile checkpoint would run anything."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture
+def hostile_checkpoint(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "hostile.ckpt"
+    torch.save({"state_dict": {}, "epoch": 0, "payload": RunsCode(marker)}, path)
+    # It is a real threat: unpickled without weights_only it runs the command.
+    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(path)!r}, weights_only=False)"], check=True)
+    assert marker.exists()
+    marker.unlink()
+    return path, marker
+
+
+@pytest.mark.parametrize("script, args", [
+    ("eval.py", ["extras.print_config=false"]),
+    ("train.py", QUIET),  # resuming
+    ("train.py", ["ckpt_restore=weights", *QUIET]),  # fine-tuning
+    ("scripts/sample.py", []),
+    ("train.py", ["model=gan", "callbacks.sample_quality.features=classifier", "trainer.max_epochs=1", *QUIET]),
+], ids=["eval", "resume", "weights", "sample", "sample_quality_classifier"])
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, hostile_checkpoint, script, args):
+    path, marker = hostile_checkpoint
+    key = "callbacks.sample_quality.classifier_ckpt" if "callbacks.sample_quality.features=classifier" in args \
+        else "ckpt_path"
+    result = run(script, f"{key}={path}", *args, cwd=tmp_path)
+    assert result.returncode == 1, output(result)
+    assert f"ckpt_path={path} holds Python objects other than tensors" in output(result)
+    assert "Traceback" not in output(result)
+    assert not marker.exists()
