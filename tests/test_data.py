@@ -70,6 +70,20 @@ def test_missing_dataset_offline_names_the_folder_and_files(tmp_path, monkeypatc
     assert "no network" in message and "DLBOOK_DATA_DIR" in message
 
 
+def test_missing_cifar10_lists_every_file_and_the_layout(tmp_path):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"present")
+    datamodule = CIFAR10DataModule(data_dir=str(tmp_path), download=False)
+    with pytest.raises(DatasetNotFoundError) as error:
+        datamodule.prepare_data()
+    message = str(error.value)
+    missing = message.split("Missing (5, under that folder): ")[1].split(". ")[0].split(", ")
+    assert missing == [f"cifar-10-batches-py/{name}" for name in
+                       ("data_batch_1", "data_batch_2", "data_batch_4", "data_batch_5", "test_batch")]
+    assert (f"Expected layout: {tmp_path}/cifar-10-batches-py/{{data_batch_1,data_batch_2,data_batch_3,"
+            f"data_batch_4,data_batch_5,test_batch}} (the python version, cifar-10-python.tar.gz") in message
+
+
 def test_cifar10_pickles(tmp_path):
     write_cifar10(tmp_path)
     datamodule = CIFAR10DataModule(data_dir=str(tmp_path), batch_size=16, download=False)

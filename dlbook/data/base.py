@@ -22,6 +22,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
     """
 
     name: str
+    layout: str  # where the files lie under data_dir, for the missing-dataset message
     input_shape: tuple[int, int, int]
     num_classes: int
     class_names: tuple[str, ...] = ()
@@ -92,11 +93,13 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.raise_missing(missing, reason)
 
     def raise_missing(self, missing: list[Path], reason: str):
-        listed = ", ".join(str(path) for path in missing[:4]) + (" ..." if len(missing) > 4 else "")
+        listed = ", ".join(str(path.relative_to(self.data_dir)) if path.is_relative_to(self.data_dir) else str(path)
+                           for path in missing)
         raise DatasetNotFoundError(
-            f"Dataset '{self.name}' is not in {self.data_dir} and {reason}. Missing: {listed}. "
-            f"Put the files there in the layout shown, or point paths.data_dir (env DLBOOK_DATA_DIR) "
-            f"at a folder that holds them, or run once on a machine with network access to download them.")
+            f"Dataset '{self.name}' is not in {self.data_dir} and {reason}. Missing ({len(missing)}, under that "
+            f"folder): {listed}. Expected layout: {self.data_dir}/{self.layout}. Put the files there, or point "
+            f"paths.data_dir (env DLBOOK_DATA_DIR) at a folder that holds them, or run once on a machine with "
+            f"network access to download them.")
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.data_train is None:

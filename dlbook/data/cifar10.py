@@ -15,6 +15,8 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 class CIFAR10DataModule(InMemoryImageDataModule):
     name = "cifar10"
+    layout = (f"cifar-10-batches-py/{{{','.join(TRAIN_BATCHES)},test_batch}} (the python version, "
+              f"{URL.rsplit('/', 1)[1]}, extracted)")
     input_shape = (3, 32, 32)
     num_classes = 10
     class_names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

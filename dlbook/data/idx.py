@@ -40,6 +40,10 @@ class IdxDataModule(InMemoryImageDataModule):
     num_classes = 10
 
     @property
+    def layout(self) -> str:
+        return f"{self.folder}/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte[.gz] (gzipped or not)"
+
+    @property
     def raw_dir(self) -> Path:
         return self.data_dir / self.folder / "raw"
 
