@@ -93,7 +93,9 @@ def data_choices_for(model_cfg: DictConfig) -> list[str]:
 
 
 def continue_wandb_run(cfg: DictConfig, output_dir: str) -> None:
-    """One W&B run per run directory: its id is kept in the directory, so resuming there continues the run."""
+    """One W&B run per run directory, its id kept in <run dir>/wandb_run_id. Online, a resume there continues
+    that run. W&B cannot resume an offline run, and `wandb sync` does not append two offline runs of one id, so
+    an offline resume is a run of its own, <id>-resume<N>, in the same group, its config naming the original."""
     import secrets
     from pathlib import Path
 
@@ -103,11 +105,18 @@ def continue_wandb_run(cfg: DictConfig, output_dir: str) -> None:
     if not wandb_cfg or wandb_cfg.get("id"):
         return
     id_file = Path(output_dir) / "wandb_run_id"
-    run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)
-    id_file.write_text(run_id + "\n")
+    resuming = id_file.exists()
+    if not resuming:
+        id_file.write_text(secrets.token_hex(4) + "\n")
+    run_id = id_file.read_text().strip()
     with open_dict(wandb_cfg):
-        wandb_cfg.id = run_id
-        wandb_cfg.resume = "allow"
+        wandb_cfg.id, wandb_cfg.resume = run_id, "allow"
+        if resuming and wandb_cfg.get("offline"):
+            resumes = 1 + len(list((Path(output_dir) / "wandb").glob(f"*run-*-{run_id}-resume*")))
+            wandb_cfg.id = f"{run_id}-resume{resumes}"
+            wandb_cfg.name = f"{wandb_cfg.get('name')}-resume{resumes}"
+            with open_dict(cfg):
+                cfg.resumes_wandb_run = run_id
 
 
 def point_ddp_ranks_at_this_job(output_dir: str) -> None:

@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from dlbook.errors import NonFiniteLossError
-from dlbook.train import train
+from dlbook.train import continue_wandb_run, train
 from tests.test_cli import QUIET, ROOT, output, run
 
 POISON = "+callbacks.poison._target_=tests.callbacks.PoisonWeights"
@@ -195,21 +195,26 @@ def test_stop_signal_saves_the_newest_state_and_says_how_to_continue(tmp_path, s
     assert checkpoint["global_step"] > epoch_end_step and "optimizer_states" in checkpoint
 
 
-def test_resume_continues_the_wandb_run(run_config, tmp_path, monkeypatch):
+def test_resume_continues_an_online_wandb_run_and_starts_a_resume_run_offline(run_config, tmp_path, monkeypatch):
     for name in ("WANDB_API_KEY", "WANDB_MODE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     train(run_config(["logger=wandb", "trainer.max_epochs=1"]))
     run_id = (tmp_path / "run" / "wandb_run_id").read_text().strip()
-    train(run_config(["logger=wandb", "trainer.max_epochs=2", "ckpt_path=last"]))
+    for epochs in (2, 3):
+        train(run_config(["logger=wandb", f"trainer.max_epochs={epochs}", "ckpt_path=last"]))
     assert (tmp_path / "run" / "wandb_run_id").read_text().strip() == run_id
-    runs = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*"))
-    # wandb adds -1 to the directory of a second start within the same second
-    assert len(runs) == 2 and all(re.fullmatch(rf"offline-run-\d+_\d+-{run_id}(-\d+)?", Path(path).name)
-                                  for path in runs)
+    runs = sorted(Path(path).name.split("-", 3)[-1] for path in glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*")))
+    # offline: each resume is its own run, so `wandb sync` uploads all three side by side
+    assert runs == [run_id, f"{run_id}-resume1", f"{run_id}-resume2"]
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["dlbook_config"]["config"]["logger"]["wandb"]["id"] == run_id
+    assert last["dlbook_config"]["config"]["resumes_wandb_run"] == run_id
+    assert last["dlbook_config"]["config"]["logger"]["wandb"]["id"] == f"{run_id}-resume2"
+
+    online = run_config(["logger=wandb", "logger.wandb.offline=false", "ckpt_path=last"])  # composed, not run
+    continue_wandb_run(online, str(tmp_path / "run"))
+    assert (online.logger.wandb.id, online.logger.wandb.resume) == (run_id, "allow")
 
 
 def test_slurm_launcher_config(run_config):
@@ -247,3 +252,22 @@ def test_gan_in_bf16_mixed_on_cpu(run_config, tmp_path):
     with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
         losses = [float(row["train/g_loss"]) for row in csv.DictReader(f) if row.get("train/g_loss")]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_the_sweep_extra_admits_only_sweepers_that_take_every_key_of_the_searches():
+    """hydra-optuna-sweeper 1.2 has no max_failure_rate, which both hparams_search configs set."""
+    import tomllib
+
+    from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+    from omegaconf import OmegaConf
+    from packaging.requirements import Requirement
+
+    from dlbook.utils.config import config_dir
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["sweep"]
+    sweeper = next(Requirement(spec) for spec in extra if spec.startswith("hydra-optuna-sweeper"))
+    assert not sweeper.specifier.contains("1.2.0")
+    known = set(OmegaConf.structured(OptunaSweeperConf).keys())
+    for search in (Path(config_dir()) / "hparams_search").glob("*.yaml"):
+        keys = set(OmegaConf.load(search).hydra.sweeper.keys()) - {"_target_"}
+        assert keys <= known, (search.name, keys - known)
