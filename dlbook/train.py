@@ -119,6 +119,27 @@ def continue_wandb_run(cfg: DictConfig, output_dir: str) -> None:
                 cfg.resumes_wandb_run = run_id
 
 
+def requeued_job_checkpoint(output_dir: str):
+    """The run directory's last.ckpt when this is a SLURM job started again after a requeue (preemption, or
+    submitit resubmitting it before its time limit): it runs the command line it had, without ckpt_path."""
+    import os
+    from pathlib import Path
+
+    last = Path(output_dir) / "checkpoints" / "last.ckpt"
+    if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0 and last.exists():
+        log.info(f"SLURM requeued this job (restart {os.environ['SLURM_RESTART_COUNT']}): resuming from {last}")
+        return last
+    return None
+
+
+def cluster_plugins() -> dict:
+    """Under SLURM, submitit requeues a job (conf/hydra/launcher/slurm.yaml) after LastCheckpoint has saved it;
+    Lightning's own requeue on SIGUSR1 is turned off, so one requeuer acts."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return {"plugins": [SLURMEnvironment(auto_requeue=False)]} if SLURMEnvironment.detect() else {}
+
+
 def point_ddp_ranks_at_this_job(output_dir: str) -> None:
     """Lightning's DDP launcher starts ranks 1.. by re-running this command line into hydra.run.dir. In a sweep
     that command line is the whole sweep; make it this job's overrides, writing into this job's directory."""
@@ -145,7 +166,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     output_dir = HydraConfig.get().runtime.output_dir
     run_choices = choices()
-    ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir) if cfg.get("ckpt_path") else None
+    ckpt_path = (resolve_checkpoint(cfg.ckpt_path, output_dir) if cfg.get("ckpt_path")
+                 else requeued_job_checkpoint(output_dir))
     restore = cfg.get("ckpt_restore", "full")
     if restore not in RESTORE_MODES:
         raise DlbookError(f"ckpt_restore={restore} is not one of {', '.join(RESTORE_MODES)}.")
@@ -184,7 +206,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         # A task stepping its own optimizers (a GAN) runs backward passes that each reach only some of its
         # parameters (the discriminator's, the generator's): DDP must find the unused ones before each.
         strategy["strategy"] = "ddp_find_unused_parameters_true"
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **strategy)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **strategy, **cluster_plugins())
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})
 

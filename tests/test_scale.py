@@ -170,18 +170,24 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_c
     assert all(torch.isfinite(value).all() for value in last["state_dict"].values() if value.is_floating_point())
 
 
+def start_until_first_checkpoint(command: list[str], cwd: Path, env: dict) -> tuple[subprocess.Popen, Path]:
+    """A training process, once it has written its first last.ckpt."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = glob.glob(str(cwd / "outputs" / "train" / "runs" / "*" / "checkpoints" / "last.ckpt"))
+        if found:
+            return process, Path(found[0])
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"no checkpoint appeared: {process.communicate()[0][-3000:]}")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
 def test_stop_signal_saves_the_newest_state_and_says_how_to_continue(tmp_path, signum):
     env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data")}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer.max_epochs=10000", *QUIET],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    last = None
-    while time.monotonic() < deadline and last is None:
-        found = glob.glob(str(tmp_path / "outputs" / "train" / "runs" / "*" / "checkpoints" / "last.ckpt"))
-        last = Path(found[0]) if found else None
-        time.sleep(0.2)
-    assert last is not None, "no checkpoint appeared"
+    process, last = start_until_first_checkpoint(
+        [sys.executable, str(ROOT / "train.py"), "trainer.max_epochs=10000", *QUIET], tmp_path, env)
     epoch_end_step = torch.load(last, weights_only=True)["global_step"]
     time.sleep(1.0)  # let it train on into the next epochs
     process.send_signal(signum)
@@ -193,6 +199,34 @@ def test_stop_signal_saves_the_newest_state_and_says_how_to_continue(tmp_path, s
            f"run_dir={run_dir}" in log
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint["global_step"] > epoch_end_step and "optimizer_states" in checkpoint
+
+
+def test_slurm_job_saves_on_submitits_signal_is_requeued_once_and_resumes(tmp_path):
+    # What a SLURM task of one process sees; submitit warns it with SIGUSR2 before its time limit.
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
+             "SLURM_JOB_NUM_NODES": "1", "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+             "SLURM_NODELIST": "localhost", "SLURM_JOB_NODELIST": "localhost"}
+    env = {**os.environ, **slurm, "DLBOOK_DATA_DIR": str(tmp_path / "data")}
+    job = [sys.executable, str(ROOT / "tests" / "slurm_job.py"), str(tmp_path)]
+    process, last = start_until_first_checkpoint([*job, "trainer.max_epochs=10000", *QUIET], tmp_path, env)
+    epoch_end_step = torch.load(last, weights_only=True)["global_step"]
+    time.sleep(1.0)
+    process.send_signal(signal.SIGUSR2)
+    log, _ = process.communicate(timeout=120)
+    assert "Saved a checkpoint on SIGUSR2" in log, log[-3000:]
+    assert (tmp_path / "requeued").exists() and "Exiting gracefully after preemption" in log  # submitit requeued
+    assert "requeing job" not in log  # and Lightning did not
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] > epoch_end_step
+
+    # The requeued job runs the same command line into its directory (as a sweep job does), now restart 1.
+    run_dir = last.parents[1]
+    epochs = saved["epoch"] + 2
+    resumed = subprocess.run([*job, f"trainer.max_epochs={epochs}", f"run_dir={run_dir}", *QUIET], cwd=tmp_path,
+                             env={**env, "SLURM_RESTART_COUNT": "1"}, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, output(resumed)
+    assert f"resuming from {last}" in output(resumed)
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == epochs
 
 
 def test_resume_continues_an_online_wandb_run_and_starts_a_resume_run_offline(run_config, tmp_path, monkeypatch):
