@@ -13,7 +13,7 @@ from PIL import Image
 
 from dlbook.data.image_folder import decode_images, image_files
 from dlbook.errors import DlbookError
-from dlbook.nets.cyclegan import PatchDiscriminator, ResnetGenerator
+from dlbook.nets.gan.cyclegan import PatchDiscriminator, ResnetGenerator
 from dlbook.tasks.cyclegan import ImagePool
 from dlbook.tasks.base import BATCHES_KEY
 from dlbook.train import build_datamodule, build_model, train

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
 from dlbook.eval import evaluate
-from dlbook.nets.gan_mlp import MLPDiscriminator, MLPGenerator
+from dlbook.nets.gan.mlp import MLPDiscriminator, MLPGenerator
 from dlbook.tasks.base import BATCHES_KEY
 from dlbook.tasks.gan import GANTask
 from dlbook.train import build_datamodule, build_model, train

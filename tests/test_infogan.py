@@ -12,9 +12,9 @@ from PIL import Image
 
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
-from dlbook.nets.dcgan import DCGANDiscriminator
-from dlbook.nets.gan_mlp import MLPDiscriminator, MLPGenerator
-from dlbook.nets.infogan import QHead
+from dlbook.nets.gan.dcgan import DCGANDiscriminator
+from dlbook.nets.gan.infogan import QHead
+from dlbook.nets.gan.mlp import MLPDiscriminator, MLPGenerator
 from dlbook.tasks.gan import GANTask
 from dlbook.train import train
 from tests.datasets import write_mnist

@@ -16,7 +16,7 @@ from dlbook.callbacks.sample_quality import (INCEPTION_FILE, INCEPTION_URL, Frec
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError
 from dlbook.metrics import frechet_distance, penultimate_features
-from dlbook.nets.mlp import MLP
+from dlbook.nets.classification.mlp import MLP
 from dlbook.train import train
 from tests.datasets import digits
 

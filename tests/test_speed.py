@@ -12,7 +12,7 @@ from dlbook.callbacks.time_to_target import TimeToTarget
 from dlbook.data.digits import DigitsDataModule
 from dlbook.errors import DlbookError, IncompatibleDataError
 from dlbook.eval import evaluate
-from dlbook.nets.resnet9 import ResNet9
+from dlbook.nets.classification.resnet9 import ResNet9
 from dlbook.train import train
 from tests.datasets import write_cifar10, write_mnist
 

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError, IncompatibleDataError
-from dlbook.nets.stackgan import (ConditioningAugmentation, StackGANDiscriminator, StackGANGenerator,
-                                  kl_to_standard_normal)
+from dlbook.nets.gan.stackgan import (ConditioningAugmentation, StackGANDiscriminator, StackGANGenerator,
+                                      kl_to_standard_normal)
 from dlbook.tasks.base import BATCHES_KEY
 from dlbook.tasks.stackgan import StackGANTask
 from dlbook.train import build_datamodule, build_model, train

@@ -147,7 +147,7 @@ class TrainedClassifierFeatures(ClassifierFeatures):
         return f"the features of an MLP trained on the GAN's data ({self.path or 'when training starts'})"
 
     def load(self, datamodule, device) -> None:
-        from dlbook.nets.mlp import MLP
+        from dlbook.nets.classification.mlp import MLP
 
         if self.classifier is not None:
             return

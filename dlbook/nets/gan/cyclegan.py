@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from dlbook.errors import IncompatibleDataError
-from dlbook.nets.dcgan import init_weights
+from dlbook.nets.gan.dcgan import init_weights
 
 
 def conv_block(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0) -> list[nn.Module]:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dlbook.errors import IncompatibleDataError
-from dlbook.nets.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
+from dlbook.nets.gan.dcgan import DCGANDiscriminator, DCGANGenerator, init_weights
 from dlbook.nets.layers import conv_bn_relu
 
 SIZES = (28, 32, 64)  # full resolution; Stage I draws half of it

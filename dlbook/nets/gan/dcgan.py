@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dlbook.errors import DlbookError, IncompatibleDataError
-from dlbook.nets.conditioning import LabelEmbedding
+from dlbook.nets.gan.conditioning import LabelEmbedding
 
 FIRST_MAP_SIZE = {14: 7, 16: 4, 28: 7, 32: 4, 64: 4}  # image size -> size of the generator's first feature map
 NORMS = {"batch": nn.BatchNorm2d, "layer": lambda channels: nn.GroupNorm(1, channels), "none": lambda _: nn.Identity()}

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from dlbook.nets.conditioning import LabelEmbedding
+from dlbook.nets.gan.conditioning import LabelEmbedding
 
 
 def mlp(widths: list[int]) -> nn.Sequential:

@@ -1,0 +1,1 @@
+"""Classifiers: logits of `num_classes` from images of `input_shape`."""
