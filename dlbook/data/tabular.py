@@ -1,0 +1,240 @@
+"""Tables of numeric features: scikit-learn's bundled sets and numeric text files (Boston housing), z-scored with
+statistics of the training rows."""
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from dlbook.data.base import DataModule
+from dlbook.data.batches import TensorsDataset
+from dlbook.data.spec import TabularSpec
+from dlbook.errors import DlbookError
+
+
+@dataclass(frozen=True)
+class Table:
+    """Every row of a dataset: features float32 (N, F); targets float32 (N, T) to regress, or int64 (N,) class
+    indices when num_classes > 0."""
+
+    features: torch.Tensor
+    targets: torch.Tensor
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    num_classes: int = 0
+
+    def spec(self) -> TabularSpec:
+        return TabularSpec(num_features=self.features.shape[1],
+                           num_targets=self.targets.shape[1] if self.num_classes == 0 else 1,
+                           num_classes=self.num_classes, feature_names=self.feature_names,
+                           target_names=self.target_names)
+
+
+class StandardizedRows(TensorsDataset):
+    """Rows already z-scored with the training statistics."""
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """Feature (and regression target) means and standard deviations of the training rows."""
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    target_mean: torch.Tensor | None  # None: class targets, left as they are
+    target_std: torch.Tensor | None
+
+    @classmethod
+    def of(cls, features: torch.Tensor, targets: torch.Tensor, regression: bool) -> "Standardization":
+        def moments(values):
+            # Population std, as the books' np.std; a constant column is only centred.
+            std = values.std(dim=0, correction=0)
+            return values.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std))
+
+        target_moments = moments(targets) if regression else (None, None)
+        return cls(*moments(features), *target_moments)
+
+    def apply(self, dataset: TensorsDataset) -> StandardizedRows:
+        features, targets = dataset.tensors
+        if self.target_mean is not None:
+            targets = (targets - self.target_mean) / self.target_std
+        return StandardizedRows((features - self.feature_mean) / self.feature_std, targets)
+
+
+class TabularDataModule(DataModule):
+    """All rows of a table read at once; test_fraction of them held out as the test set (seeded by split_seed), the
+    validation set split off the rest. Features, and regression targets, are z-scored with the means and standard
+    deviations of the training rows only, once at setup; the target statistics go into the spec, so tasks report
+    errors in the original units. A test-only setup (eval.py) recomputes them from the same seeded rows.
+
+    Subclasses implement `read_table` (and what DataModule asks for but `load_split`).
+    """
+
+    spec_type = TabularSpec
+
+    def __init__(self, test_fraction: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= test_fraction < 1.0:
+            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
+        self.test_fraction = test_fraction
+        self.standardization: Standardization | None = None
+        self._table: Table | None = None
+
+    def read_table(self) -> Table:
+        raise NotImplementedError
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self._table = self.read_table()
+        return self._table
+
+    @property
+    def spec(self) -> TabularSpec:
+        self.setup("fit")  # the target statistics come from the training rows
+        spec = self.table.spec()
+        if not spec.is_regression:
+            return spec
+        return replace(spec, target_mean=tuple(self.standardization.target_mean.tolist()),
+                       target_std=tuple(self.standardization.target_std.tolist()))
+
+    def load_split(self, split):
+        table = self.table
+        n_test = round(len(table.features) * self.test_fraction)
+        order = torch.randperm(len(table.features), generator=torch.Generator().manual_seed(self.split_seed))
+        rows = order[:n_test] if split == "test" else order[n_test:]
+        return table.features[rows], table.targets[rows]
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup("fit")  # the training rows, for the statistics, whatever the stage
+        super().setup(stage)
+        if self.standardization is None:
+            self.standardization = Standardization.of(*self.data_train.tensors, regression=self.table.num_classes == 0)
+        for split in ("data_train", "data_val", "data_test"):
+            dataset = getattr(self, split)
+            if dataset is not None and not isinstance(dataset, StandardizedRows):
+                setattr(self, split, self.standardization.apply(dataset))
+
+    def raise_missing(self, missing, reason):
+        super().raise_missing(list(dict.fromkeys(missing)), reason)  # one file holds both splits: list it once
+
+    def test_dataloader(self):
+        if len(self.data_test) == 0:
+            raise DlbookError(f"data={self.name} holds out no test rows (data.test_fraction={self.test_fraction}); "
+                              f"set test=false, or data.test_fraction=0.2.")
+        return super().test_dataloader()
+
+
+SKLEARN_DATASETS = {  # data.dataset -> (scikit-learn loader, whether its targets are classes)
+    "iris": ("load_iris", True),
+    "wine": ("load_wine", True),
+    "breast_cancer": ("load_breast_cancer", True),
+    "diabetes": ("load_diabetes", False),
+}
+
+
+def read_sklearn(dataset: str) -> Table:
+    import sklearn.datasets
+
+    if dataset not in SKLEARN_DATASETS:
+        raise DlbookError(f"data.dataset={dataset!r} is not one of {', '.join(SKLEARN_DATASETS)}.")
+    loader, classes = SKLEARN_DATASETS[dataset]
+    bunch = getattr(sklearn.datasets, loader)()
+    features = torch.from_numpy(bunch.data).float()
+    if classes:
+        return Table(features, torch.from_numpy(bunch.target).long(), tuple(bunch.feature_names),
+                     tuple(map(str, bunch.target_names)), num_classes=len(bunch.target_names))
+    return Table(features, torch.from_numpy(bunch.target).float().unsqueeze(1), tuple(bunch.feature_names),
+                 ("target",))
+
+
+class SklearnTabularDataModule(TabularDataModule):
+    """One of scikit-learn's bundled tables (data.dataset): iris, wine and breast cancer (classes), diabetes
+    (regression). They ship with scikit-learn: nothing to download."""
+
+    layout = "(none: the table ships with scikit-learn)"
+
+    def __init__(self, dataset: str, **kwargs):
+        super().__init__(**kwargs)
+        self.name = dataset
+
+    @classmethod
+    def fixed_spec(cls, data_cfg: DictConfig) -> TabularSpec:
+        return read_sklearn(data_cfg.dataset).spec()  # instant: the files ship with scikit-learn
+
+    def read_table(self) -> Table:
+        return read_sklearn(self.name)
+
+    def missing_files(self, split):
+        return []
+
+    def download(self):
+        pass
+
+
+def file_spec(columns, target) -> TabularSpec:
+    """The spec of a file whose `target` columns (a name or a list) are regressed on its other `columns`."""
+    targets = [target] if isinstance(target, str) else list(target)
+    unknown = [name for name in targets if name not in columns]
+    if unknown:
+        raise DlbookError(f"data.target names {', '.join(unknown)}, which data.columns ({', '.join(columns)}) lacks.")
+    features = tuple(name for name in columns if name not in targets)
+    return TabularSpec(num_features=len(features), num_targets=len(targets), feature_names=features,
+                       target_names=tuple(targets))
+
+
+class NumericFileDataModule(TabularDataModule):
+    """One text file of numeric rows, <data_dir>/<name>/<file>, separated by whitespace (delimiter null) or by
+    `delimiter`, after `skip_rows` header lines; `columns` names every column in order, and the `target`
+    column(s) are regressed on the others. Downloaded from `url` when missing."""
+
+    def __init__(self, name: str, file: str, url: str, columns: list[str], target: str | list[str],
+                 delimiter: str | None = None, skip_rows: int = 0, md5: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.name = name
+        self.file = file
+        self.url = url
+        self.md5 = md5
+        self.columns = tuple(columns)
+        self.file_spec = file_spec(self.columns, target)
+        self.delimiter = delimiter
+        self.skip_rows = skip_rows
+
+    @classmethod
+    def fixed_spec(cls, data_cfg: DictConfig) -> TabularSpec:
+        return file_spec(tuple(data_cfg.columns), data_cfg.target)
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / self.name / self.file
+
+    @property
+    def layout(self) -> str:
+        separator = "whitespace" if self.delimiter is None else repr(self.delimiter)
+        return (f"{self.name}/{self.file} ({separator}-separated numbers, {len(self.columns)} columns: "
+                f"{' '.join(self.columns)})")
+
+    def missing_files(self, split):
+        return [] if self.path.exists() else [self.path]
+
+    def download(self):
+        from torchvision.datasets.utils import download_url
+
+        download_url(self.url, str(self.path.parent), self.file, self.md5)
+
+    def read_table(self) -> Table:
+        import numpy as np
+
+        try:
+            values = np.loadtxt(self.path, delimiter=self.delimiter, skiprows=self.skip_rows, ndmin=2)
+        except ValueError as error:
+            raise DlbookError(f"{self.path} is not a table of numbers ({error}); expected {self.layout}. Delete it "
+                              f"to download it again.") from None
+        if values.shape[1] != len(self.columns):
+            raise DlbookError(f"{self.path} has {values.shape[1]} columns, expected {len(self.columns)}: "
+                              f"{self.layout}.")
+        values = torch.from_numpy(values).float()
+        spec = self.file_spec
+        index = {name: i for i, name in enumerate(self.columns)}
+        return Table(values[:, [index[name] for name in spec.feature_names]],
+                     values[:, [index[name] for name in spec.target_names]], spec.feature_names, spec.target_names)
