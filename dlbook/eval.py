@@ -21,7 +21,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from hydra.core.hydra_config import HydraConfig
 
     from dlbook.errors import CheckpointError
-    from dlbook.train import build_datamodule, build_model
+    from dlbook.assembly import build_datamodule, build_task
     from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint, saved_run_config
 
     output_dir = HydraConfig.get().runtime.output_dir
@@ -34,7 +34,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
 
     log.info(f"Evaluating {ckpt_path}: model={choices.get('model')} data={choices.get('data')}")
     datamodule = build_datamodule(run_cfg)
-    model = build_model(run_cfg, datamodule.spec, choices)
+    model = build_task(run_cfg, datamodule.spec, choices)
     if not model.has_test_metric:
         raise CheckpointError(f"ckpt_path={ckpt_path} holds model={choices.get('model')}, which has no test "
                               f"metric; draw samples from it with scripts/sample.py ckpt_path={ckpt_path}.")
@@ -45,8 +45,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), weights_only=True)
     metrics = scalar_metrics(trainer.callback_metrics)
     write_summary(output_dir, {**metrics, "checkpoint": str(ckpt_path), "run_dir": output_dir})
-    if "test/acc" in metrics:
-        log.info(f"Test accuracy: {metrics['test/acc']:.4f}")
+    if model.summary(metrics):
+        log.info(model.summary(metrics))
     log.info(f"Run directory: {output_dir}")
     return metrics, {"trainer": trainer, "model": model}
 

@@ -18,32 +18,6 @@ register_resolvers()
 RESTORE_MODES = ("full", "weights")
 
 
-def build_datamodule(cfg: DictConfig):
-    from lightning.pytorch.utilities import rank_zero_only
-
-    datamodule = instantiate(cfg.data, on_device=cfg.get("data_on_device", False),
-                             channels_last=cfg.get("channels_last", False))
-    if rank_zero_only.rank == 0:
-        datamodule.prepare_data()  # a missing dataset fails here, before any model is built
-    return datamodule
-
-
-def build_model(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
-    """The task of cfg.model sized by data_spec; a model that cannot take this data is a DlbookError."""
-    from dlbook.errors import IncompatibleDataError
-
-    optimizer = instantiate(cfg.optimizer)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    try:
-        return instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
-    except IncompatibleDataError as error:
-        model, data = run_choices.get("model", "?"), run_choices.get("data", "?")
-        fitting = (", ".join(data_choices_for(cfg.model)) or
-                   "none of the fixed-size ones (image_folder and unpaired_folders take their shape from their files)")
-        raise DlbookError(f"model={model} does not fit data={data} ({data_spec.describe()}): {error}. "
-                          f"Data choices that fit model={model}: {fitting}.") from None
-
-
 def compile_mode(setting) -> str | None:
     """The torch.compile mode that `compile=` asks for (true means "default"), or None for false."""
     if setting in (None, False):
@@ -67,29 +41,6 @@ def apply_speed_options(model, channels_last: bool, mode: str | None) -> None:
         model.to(memory_format=torch.channels_last)
     if mode is not None:
         model.compile_nets(mode)
-
-
-def data_choices_for(model_cfg: DictConfig) -> list[str]:
-    """The data/ choices of fixed shape that this model can be built for."""
-    from pathlib import Path
-
-    from hydra.utils import get_class
-
-    from dlbook.data.spec import DataSpec
-    from dlbook.errors import IncompatibleDataError
-
-    fitting = []
-    for path in sorted((Path(config_dir()) / "data").glob("*.yaml")):
-        datamodule_class = get_class(OmegaConf.load(path)["_target_"])
-        if not isinstance(getattr(datamodule_class, "input_shape", None), tuple):
-            continue  # shape set per run, e.g. image_folder
-        spec = DataSpec("labelled_images", datamodule_class.input_shape, datamodule_class.num_classes)
-        try:
-            instantiate(model_cfg, _partial_=True)(data_spec=spec, optimizer=None)
-            fitting.append(path.stem)
-        except IncompatibleDataError:
-            pass
-    return fitting
 
 
 def continue_wandb_run(cfg: DictConfig, output_dir: str) -> None:
@@ -162,6 +113,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
+    from dlbook.assembly import build_datamodule, build_task
     from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, resolve_checkpoint
 
     output_dir = HydraConfig.get().runtime.output_dir
@@ -177,10 +129,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         L.seed_everything(cfg.seed, workers=True)
 
     log.info(f"Data: data={run_choices.get('data')} <{cfg.data._target_}>")
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(cfg, run_choices)
     data_spec = datamodule.spec
     log.info(f"Model: model={run_choices.get('model')} on {data_spec.describe()}")
-    model = build_model(cfg, data_spec, run_choices)
+    model = build_task(cfg, data_spec, run_choices)
     if cfg.get("test") and not model.has_test_metric:
         raise DlbookError(f"test=true, but model={run_choices.get('model')} has no test metric (a GAN is judged by "
                           f"its samples: see samples/ in the run directory and scripts/sample.py); set test=false.")
@@ -234,8 +186,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     summary_path = write_summary(output_dir, {**metrics, "best_checkpoint": best_path, "run_dir": output_dir,
                                               "epochs": trainer.current_epoch, "global_step": trainer.global_step})
     close_wandb()  # its shutdown report would otherwise bury the lines below
-    if "test/acc" in metrics:
-        log.info(f"Test accuracy: {metrics['test/acc']:.4f}")
+    if model.summary(metrics):
+        log.info(model.summary(metrics))
     log.info(f"Run directory: {output_dir} (summary in {summary_path.name})")
     return metrics, objects
 

@@ -18,16 +18,16 @@ from dlbook.utils.entry import guarded
 
 log = logging.getLogger("dlbook.sample")
 register_resolvers()
-TRANSLATION_COLUMNS = 8
 
 
 def sample(cfg: DictConfig) -> Path:
+    import torch
     from hydra.core.hydra_config import HydraConfig
 
-    from dlbook.errors import CheckpointError, DlbookError
-    from dlbook.tasks.cyclegan import CycleGANTask
-    from dlbook.tasks.gan import GANTask
-    from dlbook.utils.checkpoints import resolve_checkpoint, restore_task
+    from dlbook.assembly import restore_task
+    from dlbook.callbacks.sample_grid import save_grid
+    from dlbook.errors import DlbookError
+    from dlbook.utils.checkpoints import resolve_checkpoint
 
     if cfg.n < 1:
         raise DlbookError(f"n={cfg.n} must be a positive number of images")
@@ -36,64 +36,40 @@ def sample(cfg: DictConfig) -> Path:
                           f"with G_BA)")
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, HydraConfig.get().runtime.output_dir)
     task, datamodule, choices = restore_task(ckpt_path, "sample.py")
-    model = choices.get("model")
-    if isinstance(task, CycleGANTask):
-        if not cfg.input:
-            raise DlbookError(f"ckpt_path={ckpt_path} is a CycleGAN (model={model}), which translates images: give "
-                              f"input=<folder of {cfg.direction[0]} images> (direction={cfg.direction}).")
-        count = translate(task, datamodule, cfg)
-        log.info(f"Translated {count} images of {cfg.input} ({cfg.direction}) with {ckpt_path}: grid {cfg.output}"
-                 + (f", images in {cfg.output_dir}" if cfg.output_dir else ""))
-    elif isinstance(task, GANTask):
-        if cfg.input:
-            raise DlbookError(f"input={cfg.input} is for translating with a CycleGAN; ckpt_path={ckpt_path} is a "
-                              f"model={model} GAN, which draws from noise: leave input= out.")
-        count = draw(task, cfg)
-        log.info(f"Wrote {count} samples of model={model} from {ckpt_path} to {cfg.output}")
-    else:
-        raise CheckpointError(f"ckpt_path={ckpt_path} is a model={model} checkpoint, not a GAN's or a CycleGAN's; "
-                              f"sample.py draws from GAN generators and translates with CycleGAN's.")
+    files = input_files(cfg.input, cfg.n) if cfg.input else []
+    inputs = read_inputs(files, task, datamodule) if files else None
+    torch.manual_seed(cfg.seed)
+    try:
+        grid, columns, outputs = task.sample(cfg.n, inputs, direction=cfg.direction)
+    except DlbookError as error:
+        raise DlbookError(f"ckpt_path={ckpt_path} holds model={choices.get('model')}: {error}") from None
+    save_grid(grid, Path(cfg.output), columns)
+    if cfg.output_dir:
+        names = [file.stem for file in files] or [f"{index:05d}" for index in range(len(outputs))]
+        for name, image in zip(names, outputs):
+            save_grid(image[None], Path(cfg.output_dir) / f"{name}.png", 1)  # one image: no padding
+    source = f"{len(files)} images of {cfg.input} ({cfg.direction})" if files else f"{len(outputs)} samples"
+    log.info(f"Wrote {source} of model={choices.get('model')} from {ckpt_path} to {cfg.output}"
+             + (f", one image each in {cfg.output_dir}" if cfg.output_dir else ""))
     return Path(cfg.output)
 
 
-def draw(task, cfg: DictConfig) -> int:
-    import torch
-
-    from dlbook.callbacks.sample_grid import save_grid
-
-    torch.manual_seed(cfg.seed)
-    noise, labels = task.sample_inputs(cfg.n)
-    save_grid(task.generate(noise, labels), Path(cfg.output), task.grid_columns(len(noise)))
-    return len(noise)
-
-
-def translate(task, datamodule, cfg: DictConfig) -> int:
-    """The first n images of cfg.input, read and scaled as the training data was, translated a block of
-    TRANSLATION_COLUMNS at a time: the grid's rows are each block's inputs, translations and reconstructions."""
-    import torch
-
-    from dlbook.callbacks.sample_grid import save_grid
-    from dlbook.data.image_folder import IMAGE_SUFFIXES, decode_images, image_files
+def input_files(folder: str, n: int) -> list[Path]:
+    from dlbook.data.image_folder import IMAGE_SUFFIXES, image_files
     from dlbook.errors import DlbookError
 
-    files = image_files(Path(cfg.input).expanduser())[:cfg.n]
+    files = image_files(Path(folder).expanduser())[:n]
     if not files:
-        raise DlbookError(f"input={cfg.input} is not a folder holding images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise DlbookError(f"input={folder} is not a folder holding images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return files
+
+
+def read_inputs(files: list[Path], task, datamodule):
+    """The images read, resized and scaled as the task's training data was."""
+    from dlbook.data.image_folder import decode_images
+
     channels, size, _ = task.data_spec.input_shape
-    images = datamodule.normalize(decode_images(files, size, channels))
-    columns = min(len(files), TRANSLATION_COLUMNS)
-    rows, translations = [], []
-    for block in images.split(columns):
-        translated, reconstructed = task.translate_and_back(block, cfg.direction)
-        translations.append(translated)
-        # A short last block is filled out with black, so that each of its rows starts in the first column.
-        blank = block.new_full((columns - len(block), *block.shape[1:]), -1.0)
-        rows += [torch.cat([row, blank]) for row in (block, translated, reconstructed)]
-    save_grid(torch.cat(rows), Path(cfg.output), columns)
-    if cfg.output_dir:
-        for file, image in zip(files, torch.cat(translations)):
-            save_grid(image[None], Path(cfg.output_dir) / f"{file.stem}.png", 1)  # one image: no padding
-    return len(files)
+    return datamodule.normalize(decode_images(files, size, channels))
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="sample")

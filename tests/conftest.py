@@ -21,3 +21,8 @@ def compose_run(tmp_path, overrides=(), config_name: str = "train", run_name: st
 @pytest.fixture
 def run_config(tmp_path):
     return lambda overrides=(), **kwargs: compose_run(tmp_path, overrides, **kwargs)
+
+
+def batches_in(checkpoint: dict) -> int:
+    """Training batches run before a checkpoint was written: Lightning's own count, kept in its loop state."""
+    return checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["processed"]

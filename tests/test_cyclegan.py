@@ -11,14 +11,17 @@ import pytest
 import torch
 from PIL import Image
 
+from dlbook.assembly import build_datamodule
+from dlbook.assembly import restore_task
+from dlbook.data.spec import UnpairedImageSpec
 from dlbook.data.image_folder import decode_images, image_files
 from dlbook.errors import DlbookError
 from dlbook.nets.gan.cyclegan import PatchDiscriminator, ResnetGenerator
 from dlbook.tasks.cyclegan import ImagePool
-from dlbook.tasks.base import BATCHES_KEY
-from dlbook.train import build_datamodule, build_model, train
-from dlbook.utils.checkpoints import resolve_checkpoint, restore_task
+from dlbook.train import train
+from dlbook.utils.checkpoints import resolve_checkpoint
 from dlbook.utils.config import compose_run
+from tests.conftest import batches_in
 from tests.datasets import write_unpaired_folders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +46,7 @@ def test_unpaired_folders_give_independent_batches_of_both_domains(run_config, t
     cfg = run_config(small_run(tmp_path))
     datamodule = build_datamodule(cfg)
     spec = datamodule.spec
-    assert (spec.kind, spec.input_shape, spec.num_classes) == ("unpaired_images", (3, SIZE, SIZE), 0)
+    assert spec == UnpairedImageSpec((3, SIZE, SIZE))
     datamodule.setup("fit")
     assert len(datamodule.data_train) == PER_DOMAIN
     loader = datamodule.train_dataloader()
@@ -68,13 +71,6 @@ def test_missing_domain_is_one_clear_error(run_config, tmp_path):
     with pytest.raises(DlbookError, match=r"no images in .*unpaired/trainB: lay the two domains out as "
                                           r"<root>/trainA/<image> and <root>/trainB/<image>"):
         build_datamodule(run_config(small_run(tmp_path)))
-
-
-def test_cyclegan_does_not_fit_labelled_data(run_config):
-    cfg = run_config(["model=cyclegan"])
-    with pytest.raises(DlbookError, match="model=cyclegan does not fit data=digits .*CycleGANTask trains on "
-                                          "unpaired_images data, the data gives labelled_images"):
-        build_model(cfg, build_datamodule(cfg).spec, {"model": "cyclegan", "data": "digits"})
 
 
 def test_nets_keep_the_image_shape_and_refuse_small_images():
@@ -142,8 +138,8 @@ def test_resume_continues_the_counter_the_pools_and_the_fixed_images(run_config,
     task = resumed["model"]
     assert task.batches == 2 * BATCHES and task.fixed_count == FIXED
     assert torch.equal(task.fixed_images, fixed)  # another seed would take other A images first
-    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint[BATCHES_KEY] == 2 * BATCHES
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert batches_in(checkpoint) == 2 * BATCHES
     assert [int(state["state"][0]["step"]) for state in checkpoint["optimizer_states"]] == [2 * BATCHES] * 2
     assert checkpoint["state_dict"]["pool_b._extra_state"] == 12
     assert not torch.equal(task.pool_b.images, pool)  # the restored pool kept taking fakes
@@ -208,12 +204,13 @@ def test_sample_script_errors_for_cyclegan_input(run_config, tmp_path):
     (tmp_path / "empty").mkdir()
     cyclegan, gan = f"ckpt_path={tmp_path / 'run'}", f"ckpt_path={tmp_path / 'gan'}"
     for overrides, message in [
-        ([cyclegan], r"is a CycleGAN \(model=cyclegan\), which translates images: give input=<folder of A images>"),
+        ([cyclegan], r"holds model=cyclegan: a CycleGAN translates images: give input=<folder of A images> "
+                     r"\(direction=AB\)"),
         ([cyclegan, f"input={tmp_path / 'empty'}"], r"input=.*empty is not a folder holding images \(.bmp, "),
         ([cyclegan, f"input={tmp_path / 'missing'}"], "input=.*missing is not a folder holding images"),
         ([cyclegan, f"input={tmp_path}", "direction=ab"], "direction=ab must be AB .* or BA"),
-        ([gan, f"input={tmp_path}"], "input=.* is for translating with a CycleGAN; .* is a model=gan GAN, which "
-                                     "draws from noise: leave input= out"),
+        ([gan, f"input={tmp_path / 'data' / 'unpaired' / 'trainA'}"], "holds model=gan: input= is for models that transform images, such as a "
+                                     "CycleGAN; a GAN draws from noise: leave input= out"),
     ]:
         with pytest.raises(DlbookError, match=message):
             run_sample_script(tmp_path, *overrides)

@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbook.data.spec import DataSpec
+from dlbook.assembly import build_datamodule, build_task
+from dlbook.data.spec import ImageSpec
 from dlbook.errors import DlbookError
 from dlbook.eval import evaluate
 from dlbook.nets.gan.mlp import MLPDiscriminator, MLPGenerator
-from dlbook.tasks.base import BATCHES_KEY
 from dlbook.tasks.gan import GANTask
-from dlbook.train import build_datamodule, build_model, train
+from dlbook.train import train
+from tests.conftest import batches_in
 from tests.datasets import write_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def test_generator_learns_the_sine_curve():
     rng = torch.Generator().manual_seed(0)
     real, held_out = sine_points(2048, rng), sine_points(512, rng)
     task = GANTask(partial(MLPGenerator, hidden_sizes=(64, 64)), partial(MLPDiscriminator, hidden_sizes=(64, 64)),
-                   DataSpec("labelled_images", (1, 1, 2), 1), latent_dim=8,
+                   ImageSpec((1, 1, 2), 1), latent_dim=8,
                    optimizer=partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.999)))
     noise, _ = task.sample_inputs(512)
     untrained = chamfer(task.generate(noise), held_out)
@@ -72,8 +73,8 @@ def test_resume_continues_the_batch_counter_and_keeps_the_fixed_noise(run_config
     task = resumed["model"]
     assert task.batches == 2 * BATCHES
     assert torch.equal(task.fixed_noise, fixed_noise)
-    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint[BATCHES_KEY] == 2 * BATCHES
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert batches_in(checkpoint) == 2 * BATCHES
     assert [int(state["state"][0]["step"]) for state in checkpoint["optimizer_states"]] == [2 * BATCHES] * 2
     assert {path.name for path in (tmp_path / "run" / "samples").glob("*.png")} == {
         f"step_{BATCHES:06d}.png", f"step_{2 * BATCHES:06d}.png"}
@@ -115,7 +116,7 @@ def test_sample_script_refuses_a_classifier(run_config, tmp_path):
     train(run_config(["trainer.max_epochs=1", "++trainer.limit_train_batches=2"]))
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sample.py"), f"ckpt_path={tmp_path / 'run'}",
                              f"paths.log_dir={tmp_path / 'outputs'}"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1 and "not a GAN" in result.stdout + result.stderr
+    assert result.returncode == 1 and "holds model=mlp: ClassificationTask makes no samples" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -133,7 +134,7 @@ def test_bad_gan_settings_are_one_clear_error(run_config, tmp_path, overrides, m
     write_mnist(tmp_path / "data")
     cfg = run_config(overrides)
     with pytest.raises(DlbookError, match=message):
-        build_model(cfg, build_datamodule(cfg).spec, {})
+        build_task(cfg, build_datamodule(cfg).spec, {})
 
 
 def test_gan_runs_scale_images_for_the_tanh_generator_and_skip_testing(run_config):

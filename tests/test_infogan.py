@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import ImageSpec
 from dlbook.errors import DlbookError
 from dlbook.nets.gan.dcgan import DCGANDiscriminator
 from dlbook.nets.gan.infogan import QHead
@@ -74,7 +74,7 @@ def test_resume_keeps_the_fixed_codes_and_the_q_head_state(run_config, tmp_path)
     task = resumed["model"]
     assert all(torch.equal(getattr(task, name), value) for name, value in fixed.items())
     # The generator's optimizer holds G's and Q's parameters; their Adam state came back and went on (3 + 3 steps).
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"][1]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"][1]
     assert len(state["state"]) == len([*task.generator.parameters(), *task.q_head.parameters()])
     assert {int(entry["step"]) for entry in state["state"].values()} == {6}
 
@@ -104,5 +104,5 @@ def test_infogan_on_the_dcgan_nets(run_config, tmp_path):
 @pytest.mark.parametrize("settings", [{"q_head": None}, {"q_head": QHead, "conditional": True}])
 def test_codes_need_a_q_head_and_no_labels(settings):
     with pytest.raises(DlbookError, match="need a model.q_head and take the place of labels"):
-        GANTask(MLPGenerator, MLPDiscriminator, DataSpec("labelled_images", (1, 8, 8), 10), categorical_code=10,
+        GANTask(MLPGenerator, MLPDiscriminator, ImageSpec((1, 8, 8), 10), categorical_code=10,
                 **settings)

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from dlbook.assembly import build_datamodule, build_task
 from dlbook.errors import DlbookError
-from dlbook.tasks.base import BATCHES_KEY, ManualOptimizationTask
-from dlbook.train import build_datamodule, build_model, train
+from dlbook.train import train
+from tests.conftest import batches_in
 from tests.datasets import write_mnist, write_unpaired_folders
 from tests.test_configs import choices
 
@@ -21,6 +22,7 @@ from tests.test_configs import choices
 # of the digits. A generative run takes a few batches and writes sample grids on the way; the sample-quality
 # measurement, tested in test_sample_quality.py, would add seconds to each.
 CLASSIFIER = ("trainer.max_epochs=3", "optimizer.lr=1e-2")
+REGRESSOR = ("trainer.max_epochs=10", "optimizer=sgd", "optimizer.lr=0.05")
 GENERATIVE = ("trainer.max_epochs=2", "++trainer.limit_train_batches=6", "callbacks.sample_grid.every_n_batches=4",
               "++callbacks.sample_quality=null")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
@@ -64,6 +66,7 @@ SMOKE = {
     "dcgan": Smoke("mnist", (*GENERATIVE, *SMALL_DCGAN)),
     "wgan_gp": Smoke("mnist", (*GENERATIVE, *SMALL_DCGAN), gradient_penalty_is_logged),
     "stackgan": Smoke("mnist", (*GENERATIVE, *SMALL_DCGAN, "model.generator.residual_blocks=1")),
+    "linear_regression": Smoke("diabetes", REGRESSOR),
     "cyclegan": Smoke("unpaired_folders", (*GENERATIVE, "data.batch_size=8", "model.generator.features=8",
                                            "model.generator.blocks=1", "model.discriminator.features=8",
                                            "model.discriminator.layers=2", "model.pool_size=8",
@@ -72,6 +75,7 @@ SMOKE = {
 # Data choices the registry uses: the files each one's test writes, and the overrides that read them.
 DATA = {
     "digits": (None, []),  # bundled with scikit-learn
+    "diabetes": (None, []),  # likewise
     "mnist": (write_mnist, ["data.download=false"]),
     "unpaired_folders": (lambda data_dir: write_unpaired_folders(data_dir / "unpaired", size=16),
                          ["data.image_size=16"]),
@@ -100,7 +104,7 @@ def test_every_model_has_a_smoke_case():
 def test_smoke_data_is_the_smallest_that_fits(run_config, model):
     cfg = run_config([f"model={model}"])
     with pytest.raises(DlbookError, match=f"model={model} does not fit data=digits"):
-        build_model(cfg, build_datamodule(cfg).spec, {"model": model, "data": "digits"})
+        build_task(cfg, build_datamodule(cfg).spec, {"model": model, "data": "digits"})
 
 
 def classifier_learns(cfg, metrics, objects, columns):
@@ -111,12 +115,19 @@ def classifier_learns(cfg, metrics, objects, columns):
     assert task(datamodule.normalize(images)).shape == (len(labels), datamodule.spec.num_classes)
 
 
+def regressor_beats_the_mean(cfg, metrics, objects, columns):
+    assert columns["train/loss"][-1] < 0.7 * columns["train/loss"][0]
+    spec = objects["datamodule"].spec
+    targets = objects["datamodule"].data_test.tensors[1] * spec.target_std[0]  # deviations from the training mean
+    assert metrics["test/rmse"] < 0.8 * targets.square().mean().sqrt().item()  # predicting the training mean
+
+
 def generative_run_counts_its_batches_and_draws_grids(cfg, metrics, objects, columns):
     task, run_dir = objects["model"], Path(cfg.paths.output_dir)
     batches = cfg.trainer.max_epochs * cfg.trainer.limit_train_batches
     assert task.batches == batches  # one D step a batch, a G step every n_critic
     assert objects["trainer"].global_step == batches + math.ceil(batches / getattr(task, "n_critic", 1))
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)[BATCHES_KEY] == batches
+    assert batches_in(torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)) == batches
 
     images, grid_columns = task.sample_grids()["samples"]
     assert images.shape[1:] == objects["datamodule"].spec.input_shape
@@ -127,6 +138,12 @@ def generative_run_counts_its_batches_and_draws_grids(cfg, metrics, objects, col
     _, height, width = images.shape[1:]
     rows = math.ceil(len(images) / grid_columns)
     assert Image.open(grids[-1]).size == (grid_columns * (width + 2) + 2, rows * (height + 2) + 2)  # 2 px apart
+
+
+# What every model of a task must show, by task.
+FAMILY_CHECKS = {"ClassificationTask": classifier_learns, "RegressionTask": regressor_beats_the_mean,
+                 **{task: generative_run_counts_its_batches_and_draws_grids
+                    for task in ("GANTask", "StackGANTask", "CycleGANTask")}}
 
 
 @pytest.mark.parametrize("model", SMOKE)
@@ -140,9 +157,7 @@ def test_model_trains(run_config, tmp_path, model):
     for name, values in columns.items():
         assert len(values) == cfg.trainer.max_epochs, (name, values)  # one per epoch
         assert all(map(math.isfinite, values)) and values[0] != values[-1], (name, values)
-    family_checks = (generative_run_counts_its_batches_and_draws_grids
-                     if isinstance(objects["model"], ManualOptimizationTask) else classifier_learns)
-    family_checks(cfg, metrics, objects, columns)
+    FAMILY_CHECKS[type(objects["model"]).__name__](cfg, metrics, objects, columns)
     if case.check:
         case.check(objects["model"], columns, run_dir)
 
@@ -151,8 +166,12 @@ def test_model_trains(run_config, tmp_path, model):
 REFUSED = [
     ("lenet5", "digits", "LeNet-5 takes images of 28x28 to 32x32 pixels, the data gives 8x8. Data choices that fit "
                          "model=lenet5: cifar10, fashion_mnist, mnist"),
-    ("mlp", "unpaired_folders", "ClassificationTask trains on labelled_images data, the data gives unpaired_images"),
-    ("gan", "unpaired_folders", "GANTask trains on labelled_images data, the data gives unpaired_images"),
+    ("mlp", "unpaired_folders", r"\(unpaired_images\): it trains on labelled_images data. Data choices that fit "
+                                r"model=mlp: cifar10, digits, fashion_mnist, mnist; of its kind, shaped by their "
+                                r"files: image_folder"),
+    ("gan", "diabetes", r"\(tabular\): it trains on labelled_images data"),
+    ("cyclegan", "digits", r"it trains on unpaired_images data. Data choices that fit model=cyclegan: "
+                           r"unpaired_folders\."),
 ]
 
 
@@ -160,4 +179,5 @@ REFUSED = [
 def test_mismatched_model_and_data_are_refused(run_config, tmp_path, model, data, message):
     cfg = run_config([f"model={model}", *data_overrides(data, tmp_path)])
     with pytest.raises(DlbookError, match=f"model={model} does not fit data={data} .*{message}"):
-        build_model(cfg, build_datamodule(cfg).spec, {"model": model, "data": data})
+        choices = {"model": model, "data": data}
+        build_task(cfg, build_datamodule(cfg, choices).spec, choices)

@@ -13,7 +13,7 @@ from torch import nn
 from dlbook.callbacks import sample_quality
 from dlbook.callbacks.sample_quality import (INCEPTION_FILE, INCEPTION_URL, FrechetDistance, InceptionFeatures,
                                              TrainedClassifierFeatures, choose_features)
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import ImageSpec
 from dlbook.errors import DlbookError
 from dlbook.metrics import frechet_distance, penultimate_features
 from dlbook.nets.classification.mlp import MLP
@@ -74,7 +74,7 @@ def test_gan_samples_get_closer_to_the_data(run_config, tmp_path, request, class
         distances = [float(row["val/frechet_distance"]) for row in csv.DictReader(f) if row["val/frechet_distance"]]
     assert len(distances) == 10 and all(torch.isfinite(torch.tensor(distances)))
     assert min(distances[-4:]) < 0.7 * distances[0], distances
-    best = torch.load(tmp_path / "gan" / "checkpoints" / "best.ckpt", weights_only=False)
+    best = torch.load(tmp_path / "gan" / "checkpoints" / "best.ckpt", weights_only=True)
     callback_state = next(state for key, state in best["callbacks"].items() if key.startswith("ModelCheckpoint"))
     assert callback_state["monitor"] == "val/frechet_distance"
     assert float(callback_state["best_model_score"]) == pytest.approx(min(distances), rel=1e-5)
@@ -131,7 +131,7 @@ def test_fid_tells_the_same_images_from_others_and_from_noise(inception_weights,
     images = torch.from_numpy(digits(16)[0]).permute(0, 3, 1, 2)  # grey, repeated as RGB for Inception
     noise = torch.randint(0, 256, (6, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     inception = InceptionFeatures(inception_weights)
-    inception.load(SimpleNamespace(spec=DataSpec("labelled_images", (1, 16, 16), 10)), "cpu")
+    inception.load(SimpleNamespace(spec=ImageSpec((1, 16, 16), 10)), "cpu")
     real, other_digits, noise = (inception.features(x, "cpu") for x in (images[:6], images[6:12], noise))
     assert real.shape == (6, 2048)
     same, other, random = (frechet_distance(real, fake).item() for fake in (real, other_digits, noise))
@@ -161,7 +161,7 @@ def test_fid_is_logged_during_training(run_config, tmp_path, inception_weights, 
     callback = next(c for c in objects["trainer"].callbacks if isinstance(c, FrechetDistance))
     assert callback.extractor.weights == inception_weights
     assert callback.real_features.shape == (6, 2048)  # measured once, kept for the second epoch
-    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=False)
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
     checkpoint_state = next(state for key, state in best["callbacks"].items() if key.startswith("ModelCheckpoint"))
     assert checkpoint_state["monitor"] == "val/fid"
     assert float(checkpoint_state["best_model_score"]) == pytest.approx(min(values), rel=1e-5)

@@ -44,7 +44,7 @@ def test_compiled_nets_learn_and_their_checkpoint_evaluates_uncompiled(run_confi
     assert counters["stats"]["unique_graphs"] >= 2  # the forward of training and of evaluation
     assert trained["test/acc"] > 0.5  # chance is 0.1
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"
-    keys = torch.load(best, weights_only=False)["state_dict"]
+    keys = torch.load(best, weights_only=True)["state_dict"]
     assert not [key for key in keys if "_orig_mod" in key]
     evaluated, eval_objects = evaluate(run_config([f"ckpt_path={best}"], config_name="eval", run_name="eval"))
     assert eval_objects["model"].net._compiled_call_impl is None

@@ -12,14 +12,15 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import ImageSpec
 from dlbook.errors import DlbookError, IncompatibleDataError
 from dlbook.nets.gan.stackgan import (ConditioningAugmentation, StackGANDiscriminator, StackGANGenerator,
                                       kl_to_standard_normal)
-from dlbook.tasks.base import BATCHES_KEY
+from dlbook.assembly import build_datamodule, build_task
 from dlbook.tasks.stackgan import StackGANTask
-from dlbook.train import build_datamodule, build_model, train
+from dlbook.train import train
 from dlbook.utils.config import choices
+from tests.conftest import batches_in
 from tests.datasets import digits, write_cifar10, write_mnist
 from tests.test_gan import ROOT, epoch_rows
 
@@ -55,7 +56,7 @@ def test_stackgan_trains_draws_both_stages_resumes_and_samples(run_config, tmp_p
     task = resumed["model"]
     assert task.batches == 3 * BATCHES and resumed["trainer"].global_step == 2 * 3 * BATCHES
     assert torch.equal(task.fixed_noise, fixed_noise)
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)[BATCHES_KEY] == 3 * BATCHES
+    assert batches_in(torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)) == 3 * BATCHES
     assert len(epoch_rows(run_dir)) == 3
     assert {path.name for path in (run_dir / "samples").glob("*.png")} == {
         f"step_{step:06d}{suffix}.png" for step in (12, 18) for suffix in ("", "_stage1")}
@@ -76,7 +77,7 @@ def test_generator_draws_the_class_it_is_given():
     labels = torch.from_numpy(labels)
     class_means = torch.stack([real[labels == k].mean(0) for k in range(10)]).flatten(1)
     task = StackGANTask(partial(StackGANGenerator, features=8, residual_blocks=1),
-                        partial(StackGANDiscriminator, features=8), DataSpec("labelled_images", (1, 28, 28), 10),
+                        partial(StackGANDiscriminator, features=8), ImageSpec((1, 28, 28), 10),
                         latent_dim=16, optimizer=partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.999)))
 
     def nearest_class_accuracy() -> float:
@@ -135,7 +136,7 @@ def test_bad_stackgan_settings_are_one_clear_error(run_config, tmp_path, overrid
     write_mnist(tmp_path / "data")
     cfg = run_config(["model=stackgan", *overrides])
     with pytest.raises(DlbookError, match=message):
-        build_model(cfg, build_datamodule(cfg).spec, choices())
+        build_task(cfg, build_datamodule(cfg).spec, choices())
 
 
 def test_stackgan_needs_two_classes():
@@ -148,7 +149,7 @@ def test_compile_reaches_the_parts_stackgan_calls(run_config, tmp_path):
     # discriminator, never the nets' own forward.
     write_mnist(tmp_path / "data")
     cfg = run_config([*SMALL, "data=mnist", "data.download=false"])
-    task = build_model(cfg, build_datamodule(cfg).spec, choices())
+    task = build_task(cfg, build_datamodule(cfg).spec, choices())
     task.compile_nets("default")
     called = [task.generator.stage1, task.generator.encode, task.generator.refine, task.discriminator.stage1,
               task.discriminator.stage2]

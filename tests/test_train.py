@@ -33,13 +33,13 @@ def test_default_run_on_digits_beats_90_percent(run_config, tmp_path):
 def test_resume_continues_epochs_steps_and_optimizer(run_config, tmp_path):
     train(run_config(["trainer.max_epochs=1", "logger=csv"]))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    first = torch.load(last, weights_only=False)
+    first = torch.load(last, weights_only=True)
     steps_per_epoch = first["global_step"]
     assert first["epoch"] == 0 and steps_per_epoch > 0
 
     _, objects = train(run_config(["trainer.max_epochs=2", "logger=csv", "ckpt_path=last"]))
     assert objects["trainer"].current_epoch == 2
-    resumed = torch.load(last, weights_only=False)
+    resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == 2 * steps_per_epoch
     adam_steps = resumed["optimizer_states"][0]["state"][0]["step"]
     assert int(adam_steps) == 2 * steps_per_epoch

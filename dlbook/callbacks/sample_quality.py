@@ -300,7 +300,8 @@ def inception_instructions() -> str:
 def load_classifier(path: Path):
     """The net and (unloaded) datamodule of a classifier checkpoint, rebuilt from the config saved in it."""
     from dlbook.tasks.classification import ClassificationTask
-    from dlbook.utils.checkpoints import check_checkpoint, restore_task
+    from dlbook.assembly import restore_task
+    from dlbook.utils.checkpoints import check_checkpoint
 
     task, datamodule, choices = restore_task(check_checkpoint(path), "callbacks.sample_quality")
     if not isinstance(task, ClassificationTask):

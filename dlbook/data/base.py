@@ -1,42 +1,37 @@
-"""Base LightningDataModule for image datasets held in memory as uint8 tensors."""
+"""The datamodule bases: DataModule for data of every kind, InMemoryImageDataModule for images."""
 
 from pathlib import Path
 
 import lightning as L
 import torch
+from omegaconf import DictConfig
 
 from dlbook.data.augment import random_crop, random_flip
-from dlbook.data.batches import TensorImageDataset, batch_loader
-from dlbook.data.spec import DataSpec
+from dlbook.data.batches import TensorImageDataset, TensorsDataset, batch_loader
+from dlbook.data.spec import DataSpec, ImageSpec
 from dlbook.errors import DatasetNotFoundError, DlbookError
 
 NORMALIZATIONS = ("standard", "symmetric", "unit")
 
 
-class InMemoryImageDataModule(L.LightningDataModule):
-    """Decodes a dataset once into uint8 tensors, batches by indexing, and normalises and augments
-    whole batches on the device they were moved to.
+class DataModule(L.LightningDataModule):
+    """A dataset held in memory as tensors: files looked for under data_dir (downloaded when missing, else one
+    paragraph naming the files and folder), a seeded validation split of the training set, and batches of one
+    indexing op each, shuffled with a seed per epoch (a resumed run sees the batches it would have seen).
 
-    Subclasses give `input_shape`, `num_classes`, `class_names`, `mean`, `std`, and implement
-    `missing_files`, `download` and `load_split`.
+    Subclasses give `name`, `layout`, `spec_type` and `spec`, and implement `missing_files`, `download` and
+    `load_split`; `fixed_spec` when the spec is known without this run's files.
     """
 
     name: str
     layout: str  # where the files lie under data_dir, for the missing-dataset message
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    class_names: tuple[str, ...] = ()
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    spec_type: type[DataSpec]  # what `spec` returns: the cheap model/data check compares it with Task.accepts
+    dataset_type = TensorsDataset  # wraps the tensors of load_split
 
     def __init__(self, data_dir: str = "data", batch_size: int = 128, eval_batch_size: int | None = None,
-                 val_fraction: float = 0.1, split_seed: int = 42, shuffle_seed: int = 0,
-                 normalization: str = "standard", flip: bool = False, crop_padding: int = 0,
-                 download: bool = True, pin_memory: bool = False, on_device: bool = False,
-                 channels_last: bool = False, validate_on_test: bool = False):
+                 val_fraction: float = 0.1, split_seed: int = 42, shuffle_seed: int = 0, download: bool = True,
+                 pin_memory: bool = False, validate_on_test: bool = False):
         super().__init__()
-        if normalization not in NORMALIZATIONS:
-            raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
         if not 0.0 <= val_fraction < 1.0:
             raise DlbookError(f"data.val_fraction={val_fraction} must lie in [0, 1).")
         if batch_size < 1:
@@ -50,18 +45,22 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.shuffle_seed = shuffle_seed
-        self.normalization = normalization
-        self.flip = flip
-        self.crop_padding = crop_padding
         self.download_allowed = download
         self.pin_memory = pin_memory
-        self.on_device = on_device
-        self.channels_last = channels_last
         self.validate_on_test = validate_on_test
         self.data_train = self.data_val = self.data_test = None
-        self._standardization_cache = None
 
     # -- what subclasses provide -------------------------------------------------------------------
+    @property
+    def spec(self) -> DataSpec:
+        raise NotImplementedError
+
+    @classmethod
+    def fixed_spec(cls, data_cfg: DictConfig) -> DataSpec | None:
+        """The spec a data config gives, when the class and the config's plain values fix it (no files read);
+        None when only this run's files tell (an image folder)."""
+        return None
+
     def missing_files(self, split: str) -> list[Path]:
         """Files that `load_split(split)` needs and that are not on disk."""
         raise NotImplementedError
@@ -69,17 +68,13 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def download(self) -> None:
         raise NotImplementedError
 
-    def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (images uint8 N x C x H x W, labels int64 N) for split "train" or "test"."""
+    def load_split(self, split: str) -> tuple[torch.Tensor, ...]:
+        """The tensors of split "train" or "test", one row per sample, in the order `dataset_type` takes."""
         raise NotImplementedError
 
     # -- Lightning hooks ---------------------------------------------------------------------------
-    @property
-    def spec(self) -> DataSpec:
-        return DataSpec("labelled_images", tuple(self.input_shape), self.num_classes, tuple(self.class_names))
-
     def prepare_data(self) -> None:
-        missing = self.missing_files("train") + self.missing_files("test")
+        missing = list(dict.fromkeys(self.missing_files("train") + self.missing_files("test")))  # a file may serve both
         if not missing:
             return
         if self.download_allowed:
@@ -103,13 +98,12 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.data_train is None:
-            images, labels = self._load_checked("train")
-            n_val = round(len(images) * self.val_fraction)
-            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
-            self.data_val = TensorImageDataset(images[order[:n_val]], labels[order[:n_val]])
-            self.data_train = TensorImageDataset(images[order[n_val:]], labels[order[n_val:]])
+            train = self.dataset_type(*self._load_checked("train"))
+            n_val = round(len(train) * self.val_fraction)
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split_seed))
+            self.data_val, self.data_train = train.subset(order[:n_val]), train.subset(order[n_val:])
         if (stage in (None, "test", "predict") or self.validate_on_test) and self.data_test is None:
-            self.data_test = TensorImageDataset(*self._load_checked("test"))
+            self.data_test = self.dataset_type(*self._load_checked("test"))
         if self.validate_on_test:
             self.data_val = self.data_test
 
@@ -130,17 +124,59 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def test_dataloader(self):
         return self.loader(self.data_test, self.eval_batch_size, shuffle=False)
 
+    def predict_dataloader(self):
+        return self.test_dataloader()
+
     def loader(self, dataset, batch_size: int, shuffle: bool):
-        """Batches of dataset; with on_device, its tensors first move to the trainer's device (each DDP rank's
-        own), so batches are gathered there and nothing is copied from the host per batch but the indices."""
+        return batch_loader(dataset, batch_size, shuffle=shuffle, seed=self.shuffle_seed if shuffle else 0,
+                            pin_memory=self.pin_memory)
+
+
+class InMemoryImageDataModule(DataModule):
+    """Images decoded once into uint8 tensors (N, C, H, W), normalised and augmented as whole batches on the
+    device they were moved to; with on_device the whole dataset lives on the accelerator.
+
+    Subclasses give `input_shape`, `num_classes`, `class_names`, `mean`, `std` (and what DataModule asks for).
+    """
+
+    spec_type = ImageSpec
+    dataset_type = TensorImageDataset
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: tuple[str, ...] = ()
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(self, normalization: str = "standard", flip: bool = False, crop_padding: int = 0,
+                 on_device: bool = False, channels_last: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if normalization not in NORMALIZATIONS:
+            raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
+        self.normalization = normalization
+        self.flip = flip
+        self.crop_padding = crop_padding
+        self.on_device = on_device
+        self.channels_last = channels_last
+        self._standardization_cache = None
+
+    @property
+    def spec(self) -> DataSpec:
+        return ImageSpec(tuple(self.input_shape), self.num_classes, tuple(self.class_names))
+
+    @classmethod
+    def fixed_spec(cls, data_cfg: DictConfig) -> DataSpec | None:
+        if not isinstance(getattr(cls, "input_shape", None), tuple):
+            return None  # shape set per run from the files, e.g. image_folder
+        return ImageSpec(cls.input_shape, cls.num_classes, tuple(cls.class_names))
+
+    def loader(self, dataset, batch_size: int, shuffle: bool):
+        """With on_device, the dataset's tensors first move to the trainer's device (each DDP rank's own), so
+        batches are gathered there and nothing is copied from the host per batch but the indices."""
         device = self.trainer.strategy.root_device if self.on_device and self.trainer is not None else None
         if device is not None:
             dataset.to(device)
         return batch_loader(dataset, batch_size, shuffle=shuffle, seed=self.shuffle_seed if shuffle else 0,
                             pin_memory=self.pin_memory and (device is None or device.type == "cpu"))
-
-    def predict_dataloader(self):
-        return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

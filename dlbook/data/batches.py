@@ -4,34 +4,53 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
 
-class TensorImageDataset(Dataset):
-    """Decoded images (N, C, H, W) uint8 and labels (N,) int64, served a whole batch at a time."""
+class TensorsDataset(Dataset):
+    """Tensors of one row per sample (features, targets, ...), served a whole batch at a time."""
+
+    def __init__(self, *tensors: torch.Tensor):
+        if len({len(tensor) for tensor in tensors}) > 1:
+            raise ValueError(f"tensors of different lengths: {[len(tensor) for tensor in tensors]}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: int):
+        return tuple(tensor[index] for tensor in self.tensors)
+
+    def subset(self, index: torch.Tensor) -> "TensorsDataset":
+        return type(self)(*(tensor[index] for tensor in self.tensors))
+
+    def to(self, device: torch.device) -> "TensorsDataset":
+        """Keep the tensors on device (once, at first use): batches are then gathered there."""
+        self.tensors = tuple(tensor.to(device) for tensor in self.tensors)
+        return self
+
+    def __getitems__(self, indices: list[int]):
+        # DataLoader calls this with a whole batch of indices when it exists.
+        # non_blocking: a blocking copy to a GPU would wait for all the work queued before it, every batch
+        index = torch.tensor(indices).to(self.tensors[0].device, non_blocking=True)
+        # index_select is several times faster than advanced indexing for a gather along the first dim.
+        return tuple(tensor.index_select(0, index) for tensor in self.tensors)
+
+
+class TensorImageDataset(TensorsDataset):
+    """Decoded images (N, C, H, W) uint8 and labels (N,) int64."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images = images
-        self.labels = labels.long()
+        super().__init__(images, labels.long())
 
-    def __len__(self) -> int:
-        return len(self.images)
+    @property
+    def images(self) -> torch.Tensor:
+        return self.tensors[0]
 
-    def __getitem__(self, index: int):
-        return self.images[index], self.labels[index]
-
-    def to(self, device: torch.device) -> "TensorImageDataset":
-        """Keep the tensors on device (once, at first use): batches are then gathered there."""
-        self.images, self.labels = self.images.to(device), self.labels.to(device)
-        return self
-
-    def __getitems__(self, indices: list[int]):
-        # DataLoader calls this with a whole batch of indices when it exists.
-        # non_blocking: a blocking copy to a GPU would wait for all the work queued before it, every batch
-        index = torch.tensor(indices).to(self.images.device, non_blocking=True)
-        # index_select is several times faster than advanced indexing for a gather along the first dim.
-        return self.images.index_select(0, index), self.labels.index_select(0, index)
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.tensors[1]
 
 
 class EpochSeededSampler(RandomSampler):
@@ -81,7 +100,7 @@ class BatchLoader(DataLoader):
             self.sampler.load_state_dict(state)
 
 
-def batch_loader(dataset: TensorImageDataset, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
+def batch_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
                  pin_memory: bool = False) -> DataLoader:
     sampler = EpochSeededSampler(dataset, seed) if shuffle else SequentialSampler(dataset)
     # A generator of its own: iter(DataLoader) draws a base seed for workers from it, which would otherwise come

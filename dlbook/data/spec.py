@@ -1,15 +1,149 @@
+"""What a datamodule yields, one spec class per kind of data. Models are sized from a spec, never from numbers
+repeated in their configs, and a task names the spec types it trains on (Task.accepts)."""
+
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What a datamodule yields; models are sized from it, never from numbers repeated in their configs."""
+    """The base of every kind; `kind` names it in messages."""
 
-    kind: str  # "labelled_images" for now; other families add their own kinds
-    input_shape: tuple[int, int, int]  # (channels, height, width) of one image
+    kind = "data"
+
+    def describe(self) -> str:
+        return self.kind
+
+
+@dataclass(frozen=True)
+class ImageSpec(DataSpec):
+    """Labelled images: (channels, height, width) and the classes."""
+
+    input_shape: tuple[int, int, int]
     num_classes: int
     class_names: tuple[str, ...] = ()
+    kind = "labelled_images"
 
     def describe(self) -> str:
         c, h, w = self.input_shape
         return f"{self.kind}, {c}x{h}x{w}, {self.num_classes} classes"
+
+
+@dataclass(frozen=True)
+class UnpairedImageSpec(DataSpec):
+    """Two unlabelled image domains A and B of one shape, not paired image to image (CycleGAN)."""
+
+    input_shape: tuple[int, int, int]
+    kind = "unpaired_images"
+
+    def describe(self) -> str:
+        c, h, w = self.input_shape
+        return f"{self.kind}, {c}x{h}x{w} in each domain"
+
+
+@dataclass(frozen=True)
+class TabularSpec(DataSpec):
+    """Rows of numeric features with a target: `num_targets` values to regress, or one of `num_classes`."""
+
+    num_features: int
+    num_targets: int = 1
+    num_classes: int = 0  # 0: regression
+    feature_names: tuple[str, ...] = ()
+    target_names: tuple[str, ...] = ()
+    # Regression targets arrive standardised; a task reports its errors in the original units with these.
+    target_mean: tuple[float, ...] = ()
+    target_std: tuple[float, ...] = ()
+    kind = "tabular"
+
+    @property
+    def is_regression(self) -> bool:
+        return self.num_classes == 0
+
+    def describe(self) -> str:
+        target = (f"{self.num_targets} regression target{'s' if self.num_targets > 1 else ''}"
+                  if self.is_regression else f"{self.num_classes} classes")
+        return f"{self.kind}, {self.num_features} features, {target}"
+
+
+@dataclass(frozen=True)
+class TokenSpec(DataSpec):
+    """Sequences of token ids from a vocabulary; `pad_index` fills sequences shorter than `max_length`."""
+
+    vocab_size: int
+    max_length: int
+    pad_index: int | None = None
+    num_classes: int = 0  # 0: language modelling (the targets are the next tokens)
+    kind = "token_sequences"
+
+    def describe(self) -> str:
+        target = f", {self.num_classes} classes" if self.num_classes else ", next-token targets"
+        padding = f", pad id {self.pad_index}" if self.pad_index is not None else ""
+        return f"{self.kind}, vocabulary {self.vocab_size}, length {self.max_length}{padding}{target}"
+
+
+@dataclass(frozen=True)
+class TimeSeriesSpec(DataSpec):
+    """Windows of `window` steps of `num_series` series, predicting the next `horizon` steps."""
+
+    window: int
+    horizon: int
+    num_series: int = 1
+    kind = "time_series"
+
+    def describe(self) -> str:
+        return f"{self.kind}, {self.num_series} series, windows of {self.window} -> next {self.horizon}"
+
+
+@dataclass(frozen=True)
+class GraphSpec(DataSpec):
+    """A graph with node features; node classes for node classification."""
+
+    num_nodes: int
+    num_features: int
+    num_classes: int
+    kind = "graph"
+
+    def describe(self) -> str:
+        return f"{self.kind}, {self.num_nodes} nodes, {self.num_features} features, {self.num_classes} classes"
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec(DataSpec):
+    """A reinforcement-learning environment: observation shape and a discrete action count (0: continuous)."""
+
+    observation_shape: tuple[int, ...]
+    num_actions: int
+    name: str = ""
+    kind = "environment"
+
+    def describe(self) -> str:
+        actions = f"{self.num_actions} actions" if self.num_actions else "continuous actions"
+        return f"{self.kind} {self.name}, observations {'x'.join(map(str, self.observation_shape))}, {actions}"
+
+
+@dataclass(frozen=True)
+class EpisodeSpec(DataSpec):
+    """Few-shot episodes: `ways` classes with `shots` labelled and `queries` query images each."""
+
+    input_shape: tuple[int, int, int]
+    ways: int
+    shots: int
+    queries: int
+    kind = "episodes"
+
+    def describe(self) -> str:
+        c, h, w = self.input_shape
+        return f"{self.kind}, {self.ways}-way {self.shots}-shot, {self.queries} queries, {c}x{h}x{w}"
+
+
+@dataclass(frozen=True)
+class DenseImageSpec(DataSpec):
+    """Images with boxes or masks: `targets` is "boxes" (detection) or "masks" (segmentation)."""
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    targets: str
+    kind = "annotated_images"
+
+    def describe(self) -> str:
+        c, h, w = self.input_shape
+        return f"{self.kind} with {self.targets}, {c}x{h}x{w}, {self.num_classes} classes"

@@ -115,9 +115,6 @@ class TabularDataModule(DataModule):
             if dataset is not None and not isinstance(dataset, StandardizedRows):
                 setattr(self, split, self.standardization.apply(dataset))
 
-    def raise_missing(self, missing, reason):
-        super().raise_missing(list(dict.fromkeys(missing)), reason)  # one file holds both splits: list it once
-
     def test_dataloader(self):
         if len(self.data_test) == 0:
             raise DlbookError(f"data={self.name} holds out no test rows (data.test_fraction={self.test_fraction}); "

@@ -8,11 +8,12 @@ not read, as CycleGAN has no test metric.
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
 from dlbook.data.base import InMemoryImageDataModule
 from dlbook.data.image_folder import decode_images, image_files
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import DataSpec, UnpairedImageSpec
 from dlbook.errors import DlbookError
 
 LAYOUT = "<root>/trainA/<image> and <root>/trainB/<image> (optionally testA/ and testB/)"
@@ -48,6 +49,7 @@ class UnpairedFoldersDataModule(InMemoryImageDataModule):
     the run's data_on_device and channels_last) are those of InMemoryImageDataModule."""
 
     name = "unpaired_folders"
+    spec_type = UnpairedImageSpec
 
     def __init__(self, root: str, image_size: int = 64, channels: int = 3, batch_size: int = 1,
                  normalization: str = "symmetric", val_fraction: float = 0.0, flip: bool = True, **kwargs):
@@ -70,7 +72,12 @@ class UnpairedFoldersDataModule(InMemoryImageDataModule):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec("unpaired_images", self.input_shape, 0)
+        return UnpairedImageSpec(self.input_shape)
+
+    @classmethod
+    def fixed_spec(cls, data_cfg: DictConfig) -> DataSpec:
+        return UnpairedImageSpec((data_cfg.get("channels", 3), data_cfg.get("image_size", 64),
+                                  data_cfg.get("image_size", 64)))
 
     def missing_files(self, split: str) -> list[Path]:
         if split != "train":

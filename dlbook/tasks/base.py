@@ -1,4 +1,7 @@
-"""What every task shares: optimizer and scheduler from config partials, and the run config in checkpoints."""
+"""The task contract: what every family's LightningModule shares. A task names the spec types it trains on
+(`accepts`) and its summary metrics; the base builds the optimizer and scheduler from config partials (none for a
+task without one), logs each stage's epoch means, watches the loss for NaNs, keeps the run config, random streams
+and the interrupted epoch's sums in checkpoints, and answers `sample` for scripts."""
 
 from collections.abc import Callable
 
@@ -11,24 +14,26 @@ from dlbook.errors import DlbookError, IncompatibleDataError, NonFiniteLossError
 
 CONFIG_KEY = "dlbook_config"  # checkpoint entry holding the resolved run config, read back by eval.py
 RNG_KEY = "dlbook_rng_states"
-BATCHES_KEY = "dlbook_batches"  # training batches seen by a manual-optimization task
 EPOCH_SUMS_KEY = "dlbook_train_epoch_sums"  # the interrupted epoch's training sums, so its means are whole
 
 
 class Task(L.LightningModule):
-    accepts: tuple[str, ...] = ()  # DataSpec kinds this task can train on
+    accepts: tuple[type[DataSpec], ...] = ()  # the spec types this task can train on
+    # (metric, label) pairs train.py and eval.py print at the end, the first that the run logged
+    summary_metrics: tuple[tuple[str, str], ...] = ()
 
-    def __init__(self, data_spec: DataSpec, optimizer: Callable, scheduler: dict | None = None):
+    def __init__(self, data_spec: DataSpec, optimizer: Callable | None, scheduler: dict | None = None):
         super().__init__()
-        if data_spec.kind not in self.accepts:
-            raise IncompatibleDataError(
-                f"{type(self).__name__} trains on {' or '.join(self.accepts)} data, the data gives {data_spec.kind}")
+        if not isinstance(data_spec, self.accepts):
+            raise IncompatibleDataError(f"{type(self).__name__} trains on {self.accepted_kinds()} data, the data "
+                                        f"gives {data_spec.kind}")
         self.data_spec = data_spec
         self.optimizer_factory = optimizer
         self.scheduler_config = scheduler or {}
         self.run_config: dict | None = None
         self._first_nonfinite_step: torch.Tensor | None = None  # on the device: -1 while every loss is finite
         self._epoch_sums: dict[str, list] = {}  # name -> [sum on the device, count], see log_epoch_sum
+        self.epoch_means: dict[str, torch.Tensor] = {}  # the last logged epoch mean of each name
 
     def __setattr__(self, name: str, value) -> None:
         # Lightning sets _current_fx_name around each of the ~40 hook calls of a step; it is a plain string,
@@ -38,9 +43,29 @@ class Task(L.LightningModule):
         else:
             super().__setattr__(name, value)
 
+    @classmethod
+    def accepted_kinds(cls) -> str:
+        return " or ".join(spec_type.kind for spec_type in cls.accepts)
+
     @property
     def has_test_metric(self) -> bool:
         return type(self).test_step is not L.LightningModule.test_step
+
+    def summary(self, metrics: dict[str, float]) -> str | None:
+        """The line train.py and eval.py end with, e.g. "Test accuracy: 0.9778"."""
+        return next((f"{label}: {metrics[name]:.4f}" for name, label in self.summary_metrics if name in metrics), None)
+
+    @property
+    def batches(self) -> int:
+        """Training batches whose step has run, over the whole run (resumes included): Lightning's own count,
+        which it keeps in checkpoints. Inside training_step, the batches before this one."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.total.processed
+
+    def sample(self, n: int, inputs: torch.Tensor | None = None, **options) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """What scripts/sample.py asks of a task: (grid images, grid columns, the individual outputs), for n
+        samples of a generative model, or for `inputs` (a batch prepared as the training data was) transformed
+        by it. Tasks that make nothing refuse."""
+        raise DlbookError(f"{type(self).__name__} makes no samples; scripts/sample.py draws from generative models.")
 
     def compile_nets(self, mode: str) -> None:
         """torch.compile each of compiled_modules() in place with module.compile(), which keeps the state-dict keys
@@ -81,6 +106,8 @@ class Task(L.LightningModule):
                 f"trainer.precision=32-true.")
 
     def configure_optimizers(self):
+        if self.optimizer_factory is None:  # optimizer=none: the task updates itself (k-means, PCA, ...)
+            return None
         optimizer = self.build_optimizer(self.optimizer_factory, self.parameters(), "optimizer")
         scheduler = self.scheduler_for(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": scheduler} if scheduler else optimizer
@@ -148,6 +175,7 @@ class Task(L.LightningModule):
             total, count = self.trainer.strategy.reduce(torch.stack([total, total.new_tensor(count)]), reduce_op="sum")
             means[name] = (total / count).float()
             self.log(name, means[name], prog_bar=True)
+        self.epoch_means.update(means)
         return means
 
     def on_train_start(self) -> None:
@@ -156,6 +184,12 @@ class Task(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log_epoch_means("train/")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch_means("val/")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch_means("test/")
 
     def step_schedulers(self, interval: str) -> None:
         """Step every scheduler whose configured interval ("step" or "epoch") this is."""
@@ -186,14 +220,12 @@ class Task(L.LightningModule):
 
 
 class ManualOptimizationTask(Task):
-    """A task that steps its own optimizers (GANs): it counts training batches, which pace its steps and
-    samples (Lightning's global_step counts optimizer steps), keeps the count in checkpoints, and steps its
-    schedulers at their configured interval."""
+    """A task that steps its own optimizers (GANs), and their schedulers at their configured interval. Its steps
+    and samples are paced by `batches` (Lightning's global_step counts optimizer steps)."""
 
     def __init__(self, data_spec: DataSpec, optimizer: Callable | None, scheduler: dict | None = None):
         super().__init__(data_spec, optimizer, scheduler)
         self.automatic_optimization = False
-        self.batches = 0
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         super().on_train_batch_end(outputs, batch, batch_idx)
@@ -202,11 +234,3 @@ class ManualOptimizationTask(Task):
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
         self.step_schedulers("epoch")
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint[BATCHES_KEY] = self.batches
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.batches = checkpoint.get(BATCHES_KEY, 0)

@@ -6,12 +6,13 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import DataSpec, ImageSpec
 from dlbook.tasks.base import Task
 
 
 class ClassificationTask(Task):
-    accepts = ("labelled_images",)
+    accepts = (ImageSpec,)
+    summary_metrics = (("test/acc", "Test accuracy"),)
 
     def __init__(self, net: Callable[..., nn.Module], data_spec: DataSpec, optimizer: Callable,
                  scheduler: dict | None = None, label_smoothing: float = 0.0):
@@ -46,13 +47,10 @@ class ClassificationTask(Task):
         self._step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        means = self.log_epoch_means("val/")
+        super().on_validation_epoch_end()
         if not self.trainer.sanity_checking:  # the sanity check must not count as a best epoch
-            self.val_acc_best(means["val/acc"])
+            self.val_acc_best(self.epoch_means["val/acc"])
             self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
-
-    def on_test_epoch_end(self) -> None:
-        self.log_epoch_means("test/")
 
     def predict_step(self, batch, batch_idx):
         return self(batch[0]).argmax(dim=1)

@@ -19,12 +19,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import DataSpec, UnpairedImageSpec
 from dlbook.errors import DlbookError
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.tasks.gan import discriminator_loss
 from dlbook.utils.modes import eval_mode
 
+TRANSLATION_COLUMNS = 8  # of the grids of scripts/sample.py
 FIXED_KEY = "dlbook_cyclegan_fixed_count"  # checkpoint entry: how many of the fixed A images have been taken
 
 
@@ -66,7 +67,7 @@ def generator_adversarial_loss(scores: torch.Tensor) -> torch.Tensor:
 
 
 class CycleGANTask(ManualOptimizationTask):
-    accepts = ("unpaired_images",)
+    accepts = (UnpairedImageSpec,)
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  data_spec: DataSpec, optimizer: Callable | None = None, scheduler: dict | None = None,
@@ -105,6 +106,24 @@ class CycleGANTask(ManualOptimizationTask):
         with eval_mode(self):
             translated = there(images)
             return translated, back(translated)
+
+    def sample(self, n: int, inputs: torch.Tensor | None = None, direction: str = "AB",
+               **options) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """The first n inputs translated a block of TRANSLATION_COLUMNS at a time: the grid's rows are each
+        block's inputs, translations and translations back."""
+        if inputs is None:
+            raise DlbookError(f"a CycleGAN translates images: give input=<folder of {direction[0]} images> "
+                              f"(direction={direction}).")
+        inputs = inputs[:n]
+        columns = min(len(inputs), TRANSLATION_COLUMNS)
+        rows, translations = [], []
+        for block in inputs.split(columns):
+            translated, reconstructed = self.translate_and_back(block, direction)
+            translations.append(translated)
+            # A short last block is filled out with black, so that each of its rows starts in the first column.
+            blank = block.new_full((columns - len(block), *block.shape[1:]), -1.0)
+            rows += [torch.cat([row, blank]) for row in (block, translated, reconstructed)]
+        return torch.cat(rows), columns, torch.cat(translations)
 
     def sample_grids(self) -> dict[str, tuple[torch.Tensor, int]]:
         """For the sample-grid callback: three rows, the fixed A images, their B translations, and those
@@ -151,7 +170,6 @@ class CycleGANTask(ManualOptimizationTask):
         self.manual_step(d_optimizer, d_loss)
         for name, value in (("d_loss", d_loss), ("g_loss", g_loss), ("cycle_loss", cycle)):
             self.log_epoch_mean(f"train/{name}", value, len(real_a))
-        self.batches += 1
 
     def _keep_fixed(self, real_a: torch.Tensor) -> None:
         taken = real_a[:len(self.fixed_images) - self.fixed_count]

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import DataSpec, ImageSpec
 from dlbook.errors import DlbookError
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.utils.modes import eval_mode
@@ -54,7 +54,8 @@ def generator_loss(loss: str, fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 class GANTask(ManualOptimizationTask):
-    accepts = ("labelled_images",)
+    accepts = (ImageSpec,)
+    summary_metrics = (("val/fid", "FID"), ("val/frechet_distance", "Frechet distance in classifier features"))
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  data_spec: DataSpec, optimizer: Callable | None = None, scheduler: dict | None = None,
@@ -165,6 +166,14 @@ class GANTask(ManualOptimizationTask):
             grids[f"code_{code}"] = (self.generate(inputs), SWEEP_STEPS)
         return grids
 
+    def sample(self, n: int, inputs: torch.Tensor | None = None, **options) -> tuple[torch.Tensor, int, torch.Tensor]:
+        if inputs is not None:
+            raise DlbookError("input= is for models that transform images, such as a CycleGAN; a GAN draws from "
+                              "noise: leave input= out.")
+        noise, labels = self.sample_inputs(n)
+        images = self.generate(noise, labels)
+        return images, self.grid_columns(len(noise)), images
+
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1], drawn in eval mode."""
@@ -228,7 +237,6 @@ class GANTask(ManualOptimizationTask):
                     self._optimize(g_optimizer, g_loss + self.info_weight * info_loss)
                     self.log_epoch_mean("train/info_loss", info_loss, len(real))
             self.log_epoch_mean("train/g_loss", g_loss, len(real))
-        self.batches += 1
 
     def info_loss(self, q_outputs: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """-log Q(c | x) up to a constant, averaged over the batch: the categorical code's cross-entropy plus half

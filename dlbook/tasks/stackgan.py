@@ -58,7 +58,6 @@ class StackGANTask(GANTask):
                 self._optimize(g_optimizer, sum(g_losses) + self.kl_weight * kl)
             self.log_stages("train/g_loss", g_losses, len(real))
             self.log_epoch_mean("train/kl_loss", kl, len(real))
-        self.batches += 1
 
     def log_stages(self, name: str, losses: list[torch.Tensor], batch_size: int) -> None:
         """`name`: the sum over the stages; `name`_stage1, `name`_stage2: each stage's."""

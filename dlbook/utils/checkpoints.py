@@ -69,7 +69,8 @@ def check_weights_fit(model, checkpoint: dict, path: Path) -> None:
         "missing": [name for name in own if name not in saved],
         "unexpected": [name for name in saved if name not in own],
         "of another shape": [f"{name} {tuple(saved[name].shape)} vs {tuple(own[name].shape)}" for name in own
-                             if name in saved and saved[name].shape != own[name].shape],
+                             if name in saved and hasattr(own[name], "shape")  # not a module's extra state
+                             and saved[name].shape != own[name].shape],
     }
     listed = "; ".join(f"{len(names)} {kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
                        for kind, names in differences.items() if names)
@@ -92,22 +93,3 @@ def saved_run_config(checkpoint: dict, path: Path, reader: str):
         raise CheckpointError(f"ckpt_path={path} holds no dlbook run config; {reader} reads checkpoints "
                               f"written by train.py.")
     return OmegaConf.create(saved["config"]), saved["choices"]
-
-
-def restore_task(path: Path, reader: str):
-    """(task with its trained weights, its datamodule, group choices), rebuilt from the config saved in the
-    checkpoint. The datamodule gives shapes, classes and normalisation; it reads no data."""
-    from dlbook.utils.config import instantiate
-
-    from dlbook.train import build_model
-
-    checkpoint = load_checkpoint(path)
-    run_cfg, choices = saved_run_config(checkpoint, path, reader)
-    datamodule = instantiate(run_cfg.data)
-    datamodule_state = checkpoint.get(type(datamodule).__qualname__)
-    if datamodule_state:  # e.g. an image folder's mean and std
-        datamodule.load_state_dict(datamodule_state)
-    task = build_model(run_cfg, datamodule.spec, choices)
-    check_weights_fit(task, checkpoint, path)
-    task.load_state_dict(checkpoint["state_dict"])
-    return task, datamodule, choices

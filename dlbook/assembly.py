@@ -1,0 +1,101 @@
+"""Putting a run together from its config: the datamodule, the task sized by the data's spec, the check that the
+two fit, and a task restored from a checkpoint. train.py, eval.py, the scripts and the callbacks all use these."""
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.utils.config import config_dir, instantiate
+
+
+def build_datamodule(cfg: DictConfig, run_choices: dict[str, str] | None = None):
+    """The datamodule of cfg.data, once its kind is known to fit cfg.model (a family's data settings, such as the
+    GANs' image normalisation, would not even build a datamodule of another kind)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if run_choices is not None and cfg.get("model"):
+        check_data_kind(cfg, run_choices)
+    datamodule = instantiate(cfg.data)
+    if rank_zero_only.rank == 0:
+        datamodule.prepare_data()  # a missing dataset fails here, before any model is built
+    return datamodule
+
+
+def build_task(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
+    """The task of cfg.model sized by data_spec. A model that cannot take this data is a DlbookError naming the
+    data choices that fit: the spec's type is checked first, then the nets' own shape checks."""
+    from hydra.utils import get_class
+
+    optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    task_class = get_class(cfg.model._target_)
+    try:
+        if not isinstance(data_spec, task_class.accepts):
+            raise IncompatibleDataError(f"it trains on {task_class.accepted_kinds()} data")
+        return instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
+    except IncompatibleDataError as error:
+        raise mismatch(cfg, run_choices, data_spec.describe(), error) from None
+
+
+def check_data_kind(cfg: DictConfig, run_choices: dict[str, str]) -> None:
+    """The cheap check, before anything is built: the data's spec type against the spec types the task accepts."""
+    from hydra.utils import get_class
+
+    task_class, datamodule_class = get_class(cfg.model._target_), get_class(cfg.data._target_)
+    if not issubclass(datamodule_class.spec_type, task_class.accepts):
+        raise mismatch(cfg, run_choices, datamodule_class.spec_type.kind,
+                       f"it trains on {task_class.accepted_kinds()} data")
+
+
+def mismatch(cfg: DictConfig, run_choices: dict[str, str], data_description: str, error) -> DlbookError:
+    """The one-paragraph refusal of a model for the data, naming the data choices that fit it."""
+    model, data = run_choices.get("model", "?"), run_choices.get("data", "?")
+    fitting, by_files = data_choices_for(cfg.model)
+    listed = ", ".join(fitting) or "none of fixed shape"
+    if by_files:
+        listed += f"; of its kind, shaped by their files: {', '.join(by_files)}"
+    return DlbookError(f"model={model} does not fit data={data} ({data_description}): {error}. "
+                       f"Data choices that fit model={model}: {listed}.")
+
+
+def data_choices_for(model_cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """The data/ choices this model can be built for, and those of a kind it takes whose shape only their files
+    tell (an image folder). By spec type first, which reads no file and builds nothing; then the nets are built
+    on each fixed spec of that type."""
+    from hydra.utils import get_class
+
+    accepts = get_class(model_cfg._target_).accepts
+    fitting, by_files = [], []
+    for path in sorted((Path(config_dir()) / "data").glob("*.yaml")):
+        data_cfg = OmegaConf.load(path)
+        datamodule_class = get_class(data_cfg._target_)
+        if not issubclass(datamodule_class.spec_type, accepts):
+            continue
+        spec = datamodule_class.fixed_spec(data_cfg)
+        if spec is None:
+            by_files.append(path.stem)
+            continue
+        try:
+            instantiate(model_cfg, _partial_=True)(data_spec=spec, optimizer=None)
+            fitting.append(path.stem)
+        except IncompatibleDataError:
+            pass
+    return fitting, by_files
+
+
+def restore_task(path: Path, reader: str):
+    """(task with its trained weights, its datamodule, group choices), rebuilt from the config saved in the
+    checkpoint. The datamodule gives shapes, classes and normalisation; it reads no data."""
+    from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, saved_run_config
+
+    checkpoint = load_checkpoint(path)
+    run_cfg, choices = saved_run_config(checkpoint, path, reader)
+    datamodule = instantiate(run_cfg.data)
+    datamodule_state = checkpoint.get(type(datamodule).__qualname__)
+    if datamodule_state:  # e.g. an image folder's mean and std
+        datamodule.load_state_dict(datamodule_state)
+    task = build_task(run_cfg, datamodule.spec, choices)
+    check_weights_fit(task, checkpoint, path)
+    task.load_state_dict(checkpoint["state_dict"])
+    return task, datamodule, choices
