@@ -1,0 +1,264 @@
+"""Run experiments and write the results ledger: RESULTS.md, the books' numbers beside dlbook's, and results.json.
+
+  python scripts/reproduce.py softmax_mnist lenet5_mnist      # by name
+  python scripts/reproduce.py '*_mnist' --dry-run             # a glob; --dry-run lists what would run
+  python scripts/reproduce.py --family classification         # every experiment of a family
+  python scripts/reproduce.py cnn_mnist trainer.max_epochs=1  # Hydra overrides pass through; the row says so
+
+Each experiment runs as `train.py experiment=<name> logger=csv run_dir=outputs/reproduce/<name>/<time>`; its
+metrics.json gives dlbook's number and its `book_result` block (conf/experiment/<name>.yaml) the book's. Rows of
+experiments not run this time are kept from results.json.
+"""
+
+import argparse
+import fnmatch
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from dlbook.utils.config import config_dir  # noqa: E402  (after the path is set)
+
+FAMILIES = {"classification": ("dlbook.tasks.classification.ClassificationTask",),
+            "gan": ("dlbook.tasks.gan.GANTask", "dlbook.tasks.cyclegan.CycleGANTask")}
+COMPLETED, FAILED, NO_METRIC = "completed", "failed", "no metric"
+DATASET_MISSING = re.compile(r"Dataset '.+' is not in ")  # the message of dlbook's DatasetNotFoundError
+ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")  # a DlbookError as train.log records it
+EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b.*")  # the last line of a traceback
+
+
+def experiment_names() -> list[str]:
+    return sorted(path.stem for path in (Path(config_dir()) / "experiment").glob("*.yaml"))
+
+
+def book_result(name: str) -> dict:
+    """The experiment's `book_result` block, read from its file (a top-level key of a `_global_` package)."""
+    return OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "experiment" / f"{name}.yaml")["book_result"])
+
+
+def select(patterns: list[str], family: str | None, parser: argparse.ArgumentParser) -> list[str]:
+    names = experiment_names()
+    chosen = []
+    for pattern in patterns:
+        matches = fnmatch.filter(names, pattern)
+        if not matches:
+            parser.error(f"no experiment matches '{pattern}'. Choices: {', '.join(names)}")
+        chosen += [name for name in matches if name not in chosen]
+    if not patterns:
+        chosen = names
+    if family:
+        chosen = [name for name in chosen if family_of(compose(name)) == family]
+    return chosen
+
+
+def compose(name: str, overrides: tuple[str, ...] = ()):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        initialize_config_dir(config_dir(), version_base="1.3")  # called, not entered: once for every compose
+    return hydra_compose("train", overrides=[f"experiment={name}", *overrides])
+
+
+def family_of(cfg) -> str | None:
+    from hydra.utils import get_class
+
+    task = get_class(cfg.model._target_)
+    for family, targets in FAMILIES.items():
+        if issubclass(task, tuple(get_class(target) for target in targets)):
+            return family
+    return None
+
+
+def machine() -> str:
+    """CPU model, core count and the CPU threads torch uses (the runs inherit them), and the GPUs torch sees."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    threads = torch.get_num_threads()
+    description = f"{cpu}, {os.cpu_count()} cores, {threads} torch thread{'s' if threads > 1 else ''}"
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        description += f"; {torch.cuda.get_device_name(0)}" + (f" x{count}" if count > 1 else "")
+    return description
+
+
+def torch_version() -> str:
+    from importlib.metadata import version
+
+    return version("torch")
+
+
+def failure_message(run_dir: Path, stderr: str) -> str:
+    """What a failed run said: a DlbookError's one paragraph from train.log, else the end of its traceback."""
+    log_file = run_dir / "train.log"
+    errors = ERROR_LINE.findall(log_file.read_text()) if log_file.exists() else []
+    if errors:
+        return errors[-1].strip()
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return (exceptions or lines or ["no error output"])[-1]
+
+
+def run_experiment(name: str, overrides: list[str], runs_dir: Path) -> dict:
+    """Train one experiment in a subprocess; its row for results.json. A number only ever comes from the run's
+    metrics.json."""
+    configured = compose(name)
+    metric = book_result(name)["metric"]
+    started = datetime.now(timezone.utc)
+    run_dir = runs_dir / name / started.strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", "logger=csv", f"run_dir={run_dir}",
+               *overrides]
+    print(f"[reproduce] {name}: {' '.join(command[1:])}", flush=True)
+    clock = time.perf_counter()
+    with open(run_dir / "stderr.log", "w+") as stderr:
+        returncode = subprocess.run(command, stderr=stderr).returncode
+        stderr.seek(0)
+        stderr_text = stderr.read()
+    seconds = time.perf_counter() - clock
+    row = {"status": COMPLETED, "value": None, "error": None, "run_dir": os.path.relpath(run_dir),
+           "epochs": None, "max_epochs": configured.trainer.max_epochs, "seconds": round(seconds, 1),
+           "machine": machine(), "torch": torch_version(), "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+           "overrides": overrides, "metric": metric}
+    metrics_file = run_dir / "metrics.json"
+    if returncode != 0 or not metrics_file.exists():
+        message = failure_message(run_dir, stderr_text) if returncode != 0 else "the run wrote no metrics.json"
+        row.update(status=FAILED, error=message)
+        return row
+    metrics = json.loads(metrics_file.read_text())
+    row["epochs"] = metrics.get("epochs")
+    value = metrics.get(metric)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        row["value"] = value
+    else:
+        row.update(status=NO_METRIC, error=f"metrics.json has no finite {metric} (it has: "
+                                           f"{', '.join(sorted(key for key in metrics if '/' in key)) or 'none'})")
+    return row
+
+
+def verdict(book: dict, row: dict | None) -> str:
+    """beaten / matched / short, by more than the tolerance in the better direction, or within it."""
+    if row is None:
+        return "not run"
+    if row["status"] == FAILED:
+        return "failed (dataset missing)" if DATASET_MISSING.search(row["error"] or "") else "failed"
+    if row["value"] is None:
+        return "no value"
+    if book.get("value") is None:
+        return "no book number"
+    tolerance = book.get("tolerance") or 0.0
+    gain = (row["value"] - book["value"]) * (1 if book["higher_is_better"] else -1)
+    if gain > tolerance:
+        return "beaten"
+    return f"matched (±{tolerance:g})" if gain >= -tolerance else "short"
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def ledger(rows: dict[str, dict]) -> str:
+    """RESULTS.md: one row per experiment of conf/experiment, then the book's notes and the runs' errors."""
+    lines = ["# Results ledger", "",
+             "Generated by `scripts/reproduce.py` from `results.json` and the `book_result` blocks of "
+             "`conf/experiment/*.yaml`; do not edit it by hand, rerun the script. dlbook's numbers are read from "
+             "each run's `metrics.json`. Verdict: *beaten* or *short* when dlbook is better or worse than the book "
+             "by more than the stated tolerance, *matched* within it. A † marks a run with overrides: not the "
+             "experiment as configured, so not a reproduction.", "",
+             "| experiment | book, chapter | dataset | metric | book | dlbook | verdict | epochs | run time | "
+             "machine | torch | date | overrides |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for name in experiment_names():
+        book, row = book_result(name), rows.get(name)
+        direction = "higher is better" if book["higher_is_better"] else "lower is better"
+        book_value = "—" if book.get("value") is None else str(book["value"])
+        columns = [f"`{name}`", cell(f"{book['book']}, {book['chapter']}"), book["dataset"],
+                   f"`{book['metric']}` ({direction})", book_value]
+        if row is None:
+            columns += ["—", "not run"] + [""] * 6
+        else:
+            value = "—" if row["value"] is None else f"{row['value']:.4f}"
+            mark = " †" if row["overrides"] else ""
+            epochs = "—" if row["epochs"] is None else (
+                f"{row['epochs']}" if row["epochs"] == row["max_epochs"] else f"{row['epochs']} of {row['max_epochs']}")
+            overrides = " ".join(f"`{override}`" for override in row["overrides"]) or "none"
+            columns += [value, verdict(book, row) + mark, epochs, duration(row["seconds"]), cell(row["machine"]),
+                        row["torch"], row["date"], cell(overrides)]
+        lines.append("| " + " | ".join(columns) + " |")
+        notes.append(f"- `{name}`: {book['note']}")
+        if row and row["error"]:
+            notes.append(f"  Run {row['status']}: {row['error']}")
+    return "\n".join([*lines, "", "## Notes", "", *notes, ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("items", nargs="*", metavar="EXPERIMENT|OVERRIDE",
+                        help="experiment names or globs; key=value arguments are Hydra overrides for every run")
+    parser.add_argument("--family", choices=sorted(FAMILIES), help="only experiments of this family")
+    parser.add_argument("--dry-run", action="store_true", help="list the experiments and commands, run nothing")
+    parser.add_argument("--results", type=Path, default=ROOT / "RESULTS.md",
+                        help="the ledger to write; results.json is kept beside it (default: RESULTS.md here)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("outputs") / "reproduce",
+                        help="where the runs go, one folder per experiment (default: outputs/reproduce)")
+    args = parser.parse_intermixed_args(argv)  # overrides may follow options
+    overrides = [item for item in args.items if "=" in item]
+    patterns = [item for item in args.items if "=" not in item]
+    if not patterns and not args.family:
+        parser.error(f"name experiments, a glob or a --family. Choices: {', '.join(experiment_names())}")
+    names = select(patterns, args.family, parser)
+    for name in names:  # a bad override fails here, before any run
+        try:
+            compose(name, tuple(overrides))
+        except Exception as error:  # Hydra's composition and override-parsing errors
+            parser.error(f"experiment={name} {' '.join(overrides)}: {error}")
+
+    if args.dry_run:
+        for name in names:
+            cfg = compose(name, tuple(overrides))
+            book = book_result(name)
+            print(f"{name} ({cfg.trainer.max_epochs} epochs): {book['metric']} "
+                  f"{'no book number' if book.get('value') is None else book['value']}; "
+                  f"train.py experiment={name} logger=csv run_dir={args.runs_dir / name}/<time> {' '.join(overrides)}")
+        return 0
+
+    store = args.results.with_name("results.json")
+    rows = json.loads(store.read_text()) if store.exists() else {}
+    for name in names:
+        rows[name] = run_experiment(name, overrides, args.runs_dir)
+        rows = {key: rows[key] for key in sorted(rows) if key in experiment_names()}
+        store.write_text(json.dumps(rows, indent=2) + "\n")  # after each run, so a stopped batch keeps its rows
+        args.results.write_text(ledger(rows))
+        print(f"[reproduce] {name}: {verdict(book_result(name), rows[name])}"
+              + (f": {rows[name]['error']}" if rows[name]["error"] else ""), flush=True)
+    print(f"[reproduce] wrote {args.results} and {store}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

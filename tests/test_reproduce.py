@@ -1,0 +1,139 @@
+"""scripts/reproduce.py and the results ledger: the book_result blocks, the verdicts, and real runs whose numbers
+must reach RESULTS.md unchanged (tiny runs: the bundled digits, one epoch)."""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "reproduce.py"
+EXPERIMENTS = sorted((ROOT / "conf" / "experiment").glob("*.yaml"))
+TINY = ["data=digits", "trainer.max_epochs=1", "extras.print_config=false", "++trainer.enable_progress_bar=false"]
+
+spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
+reproduce = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reproduce)
+
+
+def run_reproduce(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, str(SCRIPT), *args, "--results", str(tmp_path / "RESULTS.md"),
+                           "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def ledger_rows(text: str) -> dict[str, dict[str, str]]:
+    """The table of RESULTS.md as {experiment: {column: cell}}."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    split = lambda line: [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]  # noqa: E731
+    header = split(lines[0])
+    rows = [dict(zip(header, split(line))) for line in lines[2:]]
+    return {row["experiment"].strip("`"): row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory):
+    """A run that completes (softmax_mnist on the digits), then one that fails (no MNIST in the data dir)."""
+    tmp_path = tmp_path_factory.mktemp("reproduce")
+    for args in (["softmax_mnist", *TINY], ["lenet5_mnist", "data.download=false"]):
+        result = run_reproduce(tmp_path, *args)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return tmp_path
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[path.stem for path in EXPERIMENTS])
+def test_every_experiment_states_its_book_result(path):
+    block = OmegaConf.to_container(OmegaConf.load(path)).get("book_result")
+    assert isinstance(block, dict), f"{path.name} has no book_result block"
+    for key in ("book", "chapter", "dataset", "metric", "note"):
+        assert isinstance(block.get(key), str) and block[key].strip(), f"{path.name}: book_result.{key}"
+    assert isinstance(block.get("higher_is_better"), bool)
+    assert block["metric"].startswith(("test/", "val/", "train/")), "a key of the run's metrics.json"
+    assert "value" in block and (block["value"] is None or isinstance(block["value"], float))
+    tolerance = block.get("tolerance")
+    assert tolerance is None or (isinstance(tolerance, float) and tolerance >= 0)
+    if block["value"] is not None:
+        assert tolerance is not None, "a book number comes with the tolerance it is matched within"
+
+
+def test_the_block_survives_composition():
+    cfg = reproduce.compose("mlp_small_mnist")
+    assert cfg.book_result.value == 0.9718 and cfg.book_result.metric == "test/acc"
+
+
+@pytest.mark.parametrize("value, higher_is_better, expected", [
+    (0.95, True, "beaten"), (0.9118, True, "matched (±0.005)"), (0.9056, True, "matched (±0.005)"),
+    (0.90, True, "short"), (0.90, False, "beaten"), (0.92, False, "short"),
+])
+def test_verdict_respects_direction_and_tolerance(value, higher_is_better, expected):
+    book = {"value": 0.9105, "higher_is_better": higher_is_better, "tolerance": 0.005}
+    assert reproduce.verdict(book, {"status": "completed", "value": value, "error": None}) == expected
+
+
+def test_verdict_without_a_book_number_or_a_run():
+    book = {"value": None, "higher_is_better": False, "tolerance": None}
+    assert reproduce.verdict(book, {"status": "completed", "value": 12.5, "error": None}) == "no book number"
+    assert reproduce.verdict(book, None) == "not run"
+    missing = "Dataset 'mnist' is not in data and data.download=false. Missing: ..."
+    assert reproduce.verdict(book, {"status": "failed", "value": None, "error": missing}) == "failed (dataset missing)"
+
+
+def test_ledger_shows_the_number_of_metrics_json(ledger):
+    rows = json.loads((ledger / "results.json").read_text())
+    run_dir = ledger / rows["softmax_mnist"]["run_dir"]
+    accuracy = json.loads((run_dir / "metrics.json").read_text())["test/acc"]
+    assert rows["softmax_mnist"]["value"] == accuracy
+    row = ledger_rows((ledger / "RESULTS.md").read_text())["softmax_mnist"]
+    assert row["dlbook"] == f"{accuracy:.4f}" and row["book"] == "0.9105"
+    assert row["verdict"].endswith("†") and "`data=digits`" in row["overrides"]  # not the experiment as configured
+    assert row["epochs"] == "1 of 1000" and "cores" in row["machine"] and row["torch"]
+
+
+def test_failed_run_gets_no_number_and_other_rows_are_kept(ledger):
+    rows = json.loads((ledger / "results.json").read_text())
+    assert rows["lenet5_mnist"]["status"] == "failed" and rows["lenet5_mnist"]["value"] is None
+    assert "Dataset 'mnist' is not in" in rows["lenet5_mnist"]["error"]
+    text = (ledger / "RESULTS.md").read_text()
+    table = ledger_rows(text)
+    assert table["lenet5_mnist"]["dlbook"] == "—" and table["lenet5_mnist"]["verdict"] == "failed (dataset missing) †"
+    assert "Run failed: Dataset 'mnist' is not in" in text
+    assert table["softmax_mnist"]["dlbook"] != "—"  # from the earlier call, kept
+    assert all(row["verdict"] == "not run" and row["dlbook"] == "—" for name, row in table.items()
+               if name not in ("softmax_mnist", "lenet5_mnist"))
+
+
+def test_unknown_experiment_lists_the_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main(["softmax_mnits"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "no experiment matches 'softmax_mnits'" in message and "softmax_mnist" in message and "lenet5_mnist" in message
+
+
+def test_bad_override_stops_before_any_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["softmax_mnist", "trainer.max_epoch=1", "--results", str(tmp_path / "RESULTS.md")])
+    assert "trainer.max_epoch" in capsys.readouterr().err and not (tmp_path / "RESULTS.md").exists()
+
+
+def test_dry_run_lists_globbed_experiments_and_runs_nothing(tmp_path, capsys):
+    assert reproduce.main(["mlp*_mnist", "--dry-run", "trainer.max_epochs=2", "--results",
+                           str(tmp_path / "RESULTS.md")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["mlp_mnist", "mlp_small_mnist"]
+    assert all("(2 epochs)" in line and "trainer.max_epochs=2" in line for line in lines)
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_family_follows_the_model_task():
+    parser = reproduce.argparse.ArgumentParser()
+    names = ["cnn_mnist", "cifar10_speedrun", "infogan_mnist", "stackgan_cifar10", "cyclegan_edges2handbags"]
+    assert reproduce.select(names, "classification", parser) == ["cnn_mnist", "cifar10_speedrun"]
+    assert reproduce.select(names, "gan", parser) == ["infogan_mnist", "stackgan_cifar10", "cyclegan_edges2handbags"]
