@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from dlbook.utils.config import config_dir  # noqa: E402  (after the path is set)
 
 FAMILIES = {"classification": ("dlbook.tasks.classification.ClassificationTask",),
+            "regression": ("dlbook.tasks.regression.RegressionTask",),
             "gan": ("dlbook.tasks.gan.GANTask", "dlbook.tasks.cyclegan.CycleGANTask")}
 COMPLETED, FAILED, NO_METRIC = "completed", "failed", "no metric"
 DATASET_MISSING = re.compile(r"Dataset '.+' is not in ")  # the message of dlbook's DatasetNotFoundError
