@@ -128,8 +128,15 @@ class DataModule(L.LightningDataModule):
         return self.test_dataloader()
 
     def loader(self, dataset, batch_size: int, shuffle: bool):
+        device = self.data_device()
+        if device is not None:
+            dataset.to(device)
         return batch_loader(dataset, batch_size, shuffle=shuffle, seed=self.shuffle_seed if shuffle else 0,
-                            pin_memory=self.pin_memory)
+                            pin_memory=self.pin_memory and (device is None or device.type == "cpu"))
+
+    def data_device(self):
+        """The device the whole dataset moves to before batching, or None to batch on the host."""
+        return None
 
 
 class InMemoryImageDataModule(DataModule):
@@ -169,14 +176,10 @@ class InMemoryImageDataModule(DataModule):
             return None  # shape set per run from the files, e.g. image_folder
         return ImageSpec(cls.input_shape, cls.num_classes, tuple(cls.class_names))
 
-    def loader(self, dataset, batch_size: int, shuffle: bool):
-        """With on_device, the dataset's tensors first move to the trainer's device (each DDP rank's own), so
-        batches are gathered there and nothing is copied from the host per batch but the indices."""
-        device = self.trainer.strategy.root_device if self.on_device and self.trainer is not None else None
-        if device is not None:
-            dataset.to(device)
-        return batch_loader(dataset, batch_size, shuffle=shuffle, seed=self.shuffle_seed if shuffle else 0,
-                            pin_memory=self.pin_memory and (device is None or device.type == "cpu"))
+    def data_device(self):
+        """With on_device, the trainer's device (each DDP rank's own): batches are gathered there and nothing is
+        copied from the host per batch but the indices."""
+        return self.trainer.strategy.root_device if self.on_device and self.trainer is not None else None
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
