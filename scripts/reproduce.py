@@ -30,9 +30,6 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from dlbook.utils.config import config_dir  # noqa: E402  (after the path is set)
 
-FAMILIES = {"classification": ("dlbook.tasks.classification.ClassificationTask",),
-            "regression": ("dlbook.tasks.regression.RegressionTask",),
-            "gan": ("dlbook.tasks.gan.GANTask", "dlbook.tasks.cyclegan.CycleGANTask")}
 COMPLETED, FAILED, NO_METRIC = "completed", "failed", "no metric"
 DATASET_MISSING = re.compile(r"Dataset '.+' is not in ")  # the message of dlbook's DatasetNotFoundError
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")  # a DlbookError as train.log records it
@@ -74,13 +71,13 @@ def compose(name: str, overrides: tuple[str, ...] = ()):
 
 
 def family_of(cfg) -> str | None:
-    from hydra.utils import get_class
+    """The `family` key its model's conf/family/ file sets."""
+    return cfg.get("family")
 
-    task = get_class(cfg.model._target_)
-    for family, targets in FAMILIES.items():
-        if issubclass(task, tuple(get_class(target) for target in targets)):
-            return family
-    return None
+
+def families() -> list[str]:
+    return sorted({OmegaConf.load(path).get("family") for path in (Path(config_dir()) / "family").glob("*.yaml")}
+                  - {None})
 
 
 def machine() -> str:
@@ -118,12 +115,28 @@ def failure_message(run_dir: Path, stderr: str) -> str:
 
 
 def run_experiment(name: str, overrides: list[str], runs_dir: Path) -> dict:
-    """Train one experiment in a subprocess; its row for results.json. A number only ever comes from the run's
-    metrics.json."""
-    configured = compose(name)
+    """Train one experiment in a subprocess, and again for each of its book_result `seeds` (where the book's number
+    rests on an unseeded draw); its row for results.json. A number only ever comes from a run's metrics.json."""
+    row = run_once(name, overrides, runs_dir)
+    seeds = book_result(name).get("seeds") or []
+    if row["status"] != COMPLETED or not seeds:
+        return row
+    values = [run_once(name, [*overrides, f"seed={seed}"], runs_dir, suffix=f"_seed{seed}")["value"]
+              for seed in seeds]
+    values = [value for value in values if value is not None]
+    if values:
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((value - mean) ** 2 for value in values) / max(len(values) - 1, 1))
+        row["spread"] = {"seeds": list(seeds), "runs": len(values), "min": min(values), "max": max(values),
+                         "mean": mean, "std": std}
+    return row
+
+
+def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "") -> dict:
+    configured = compose(name)  # its max_epochs: the experiment as configured
     metric = book_result(name)["metric"]
     started = datetime.now(timezone.utc)
-    run_dir = runs_dir / name / started.strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = runs_dir / name / (started.strftime("%Y-%m-%d_%H-%M-%S") + suffix)
     run_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", "logger=csv", f"run_dir={run_dir}",
                *overrides]
@@ -203,6 +216,10 @@ def ledger(rows: dict[str, dict]) -> str:
             columns += ["—", "not run"] + [""] * 6
         else:
             value = "—" if row["value"] is None else f"{row['value']:.4f}"
+            spread = row.get("spread")
+            if spread:
+                value += (f" (over {spread['runs']} other seeds: {spread['min']:.4f} to {spread['max']:.4f}, "
+                          f"mean {spread['mean']:.4f} ± {spread['std']:.4f})")
             mark = " †" if row["overrides"] else ""
             epochs = "—" if row["epochs"] is None else (
                 f"{row['epochs']}" if row["epochs"] == row["max_epochs"] else f"{row['epochs']} of {row['max_epochs']}")
@@ -221,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="*", metavar="EXPERIMENT|OVERRIDE",
                         help="experiment names or globs; key=value arguments are Hydra overrides for every run")
-    parser.add_argument("--family", choices=sorted(FAMILIES), help="only experiments of this family")
+    parser.add_argument("--family", choices=families(), help="only experiments of this family")
     parser.add_argument("--dry-run", action="store_true", help="list the experiments and commands, run nothing")
     parser.add_argument("--results", type=Path, default=ROOT / "RESULTS.md",
                         help="the ledger to write; results.json is kept beside it (default: RESULTS.md here)")
@@ -249,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     store = args.results.with_name("results.json")
-    rows = json.loads(store.read_text()) if store.exists() else {}
     for name in names:
-        rows[name] = run_experiment(name, overrides, args.runs_dir)
+        row = run_experiment(name, overrides, args.runs_dir)
+        rows = json.loads(store.read_text()) if store.exists() else {}  # re-read: another batch may have written
+        rows[name] = row
         rows = {key: rows[key] for key in sorted(rows) if key in experiment_names()}
         store.write_text(json.dumps(rows, indent=2) + "\n")  # after each run, so a stopped batch keeps its rows
         args.results.write_text(ledger(rows))

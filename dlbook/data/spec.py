@@ -58,6 +58,11 @@ class TabularSpec(DataSpec):
     def is_regression(self) -> bool:
         return self.num_classes == 0
 
+    @property
+    def input_shape(self) -> tuple[int]:
+        """A row's shape, so nets sized by input_shape (an MLP) take tables as they take images."""
+        return (self.num_features,)
+
     def describe(self) -> str:
         target = (f"{self.num_targets} regression target{'s' if self.num_targets > 1 else ''}"
                   if self.is_regression else f"{self.num_classes} classes")

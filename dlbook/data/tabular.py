@@ -30,6 +30,28 @@ class Table:
                            num_classes=self.num_classes, feature_names=self.feature_names,
                            target_names=self.target_names)
 
+    def select(self, features: list | tuple | None) -> "Table":
+        """The table of only these feature columns (names or indices, in this order); all with None."""
+        if features is None:
+            return self
+        columns = feature_columns(self.feature_names, features)
+        return replace(self, features=self.features[:, columns],
+                       feature_names=tuple(self.feature_names[column] for column in columns))
+
+
+def feature_columns(names: tuple[str, ...], features: list | tuple) -> list[int]:
+    """The indices of `features` (column names or indices) among the feature `names`."""
+    columns = []
+    for feature in features:
+        if isinstance(feature, int) and -len(names) <= feature < len(names):
+            columns.append(feature % len(names))
+        elif feature in names:
+            columns.append(names.index(feature))
+        else:
+            raise DlbookError(f"data.features names {feature!r}, which is neither a feature column nor an index of "
+                              f"one; the feature columns: {', '.join(names)}.")
+    return columns
+
 
 class StandardizedRows(TensorsDataset):
     """Rows already z-scored with the training statistics."""
@@ -43,6 +65,12 @@ class Standardization:
     feature_std: torch.Tensor
     target_mean: torch.Tensor | None  # None: class targets, left as they are
     target_std: torch.Tensor | None
+
+    @classmethod
+    def identity(cls, features: torch.Tensor) -> "Standardization":
+        """Leaves every value as it is (data.standardize=false)."""
+        zeros, ones = torch.zeros(features.shape[1]), torch.ones(features.shape[1])
+        return cls(zeros, ones, None, None)
 
     @classmethod
     def of(cls, features: torch.Tensor, targets: torch.Tensor, regression: bool) -> "Standardization":
@@ -64,19 +92,22 @@ class Standardization:
 class TabularDataModule(DataModule):
     """All rows of a table read at once; test_fraction of them held out as the test set (seeded by split_seed), the
     validation set split off the rest. Features, and regression targets, are z-scored with the means and standard
-    deviations of the training rows only, once at setup; the target statistics go into the spec, so tasks report
-    errors in the original units. A test-only setup (eval.py) recomputes them from the same seeded rows.
+    deviations of the training rows only, once at setup (unless standardize=false); the target statistics go into
+    the spec, so tasks report errors in the original units. A test-only setup (eval.py) recomputes them from the
+    same seeded rows. `features` keeps only the named (or indexed) feature columns.
 
     Subclasses implement `read_table` (and what DataModule asks for but `load_split`).
     """
 
     spec_type = TabularSpec
 
-    def __init__(self, test_fraction: float = 0.2, **kwargs):
+    def __init__(self, test_fraction: float = 0.2, standardize: bool = True, features: list | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= test_fraction < 1.0:
             raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
         self.test_fraction = test_fraction
+        self.standardize = standardize
+        self.features = None if features is None else list(features)
         self.standardization: Standardization | None = None
         self._table: Table | None = None
 
@@ -86,14 +117,14 @@ class TabularDataModule(DataModule):
     @property
     def table(self) -> Table:
         if self._table is None:
-            self._table = self.read_table()
+            self._table = self.read_table().select(self.features)
         return self._table
 
     @property
     def spec(self) -> TabularSpec:
         self.setup("fit")  # the target statistics come from the training rows
         spec = self.table.spec()
-        if not spec.is_regression:
+        if not spec.is_regression or not self.standardize:
             return spec
         return replace(spec, target_mean=tuple(self.standardization.target_mean.tolist()),
                        target_std=tuple(self.standardization.target_std.tolist()))
@@ -109,7 +140,8 @@ class TabularDataModule(DataModule):
         super().setup("fit")  # the training rows, for the statistics, whatever the stage
         super().setup(stage)
         if self.standardization is None:
-            self.standardization = Standardization.of(*self.data_train.tensors, regression=self.table.num_classes == 0)
+            self.standardization = (Standardization.of(*self.data_train.tensors, regression=self.table.num_classes == 0)
+                                    if self.standardize else Standardization.identity(self.data_train.tensors[0]))
         for split in ("data_train", "data_val", "data_test"):
             dataset = getattr(self, split)
             if dataset is not None and not isinstance(dataset, StandardizedRows):
@@ -127,6 +159,7 @@ SKLEARN_DATASETS = {  # data.dataset -> (scikit-learn loader, whether its target
     "wine": ("load_wine", True),
     "breast_cancer": ("load_breast_cancer", True),
     "diabetes": ("load_diabetes", False),
+    "digits_vectors": ("load_digits", True),  # the 8x8 digits as 64 pixel values, 0-16
 }
 
 
@@ -147,7 +180,8 @@ def read_sklearn(dataset: str) -> Table:
 
 class SklearnTabularDataModule(TabularDataModule):
     """One of scikit-learn's bundled tables (data.dataset): iris, wine and breast cancer (classes), diabetes
-    (regression). They ship with scikit-learn: nothing to download."""
+    (regression), the 8x8 digits as vectors of 64 features (digits_vectors). They ship with scikit-learn: nothing
+    to download."""
 
     layout = "(none: the table ships with scikit-learn)"
 
@@ -157,7 +191,8 @@ class SklearnTabularDataModule(TabularDataModule):
 
     @classmethod
     def fixed_spec(cls, data_cfg: DictConfig) -> TabularSpec:
-        return read_sklearn(data_cfg.dataset).spec()  # instant: the files ship with scikit-learn
+        # instant: the files ship with scikit-learn
+        return read_sklearn(data_cfg.dataset).select(data_cfg.get("features")).spec()
 
     def read_table(self) -> Table:
         return read_sklearn(self.name)
@@ -199,7 +234,11 @@ class NumericFileDataModule(TabularDataModule):
 
     @classmethod
     def fixed_spec(cls, data_cfg: DictConfig) -> TabularSpec:
-        return file_spec(tuple(data_cfg.columns), data_cfg.target)
+        spec = file_spec(tuple(data_cfg.columns), data_cfg.target)
+        if data_cfg.get("features") is None:
+            return spec
+        names = tuple(spec.feature_names[column] for column in feature_columns(spec.feature_names, data_cfg.features))
+        return replace(spec, num_features=len(names), feature_names=names)
 
     @property
     def path(self) -> Path:

@@ -1,7 +1,8 @@
 """The task contract: what every family's LightningModule shares. A task names the spec types it trains on
 (`accepts`) and its summary metrics; the base builds the optimizer and scheduler from config partials (none for a
 task without one), logs each stage's epoch means, watches the loss for NaNs, keeps the run config, random streams
-and the interrupted epoch's sums in checkpoints, and answers `sample` for scripts."""
+and the interrupted epoch's sums in checkpoints, and answers `sample` for scripts and `figures` for the figures
+callback."""
 
 from collections.abc import Callable
 
@@ -66,6 +67,11 @@ class Task(L.LightningModule):
         samples of a generative model, or for `inputs` (a batch prepared as the training data was) transformed
         by it. Tasks that make nothing refuse."""
         raise DlbookError(f"{type(self).__name__} makes no samples; scripts/sample.py draws from generative models.")
+
+    def figures(self, stage: str) -> dict:
+        """Figures worth looking at when `stage` ("fit" or "test") ends, by file name: matplotlib Figures that the
+        figures callback saves under <run_dir>/figures/ and logs. None by default."""
+        return {}
 
     def compile_nets(self, mode: str) -> None:
         """torch.compile each of compiled_modules() in place with module.compile(), which keeps the state-dict keys

@@ -1,0 +1,39 @@
+"""Figures the tasks share, drawn on matplotlib Figure objects (no pyplot state, so safe in any process)."""
+
+from collections.abc import Callable
+
+import torch
+from matplotlib.figure import Figure
+
+
+def new_figure(width: float = 5.0, height: float = 4.0) -> tuple[Figure, object]:
+    figure = Figure(figsize=(width, height))
+    return figure, figure.add_subplot()
+
+
+def scatter(axes, points: torch.Tensor, labels: torch.Tensor | None = None, names: tuple[str, ...] = (), **kwargs):
+    """2-D points, one colour per label (with a legend when the labels have names)."""
+    points = points.detach().cpu().float()
+    if labels is None:
+        axes.scatter(points[:, 0], points[:, 1], s=12, **kwargs)
+        return
+    labels = labels.detach().cpu()
+    for label in labels.unique().tolist():
+        chosen = labels == label
+        name = names[label] if label < len(names) else str(label)
+        axes.scatter(points[chosen, 0], points[chosen, 1], s=12, label=name, **kwargs)
+    axes.legend(fontsize="small")
+
+
+def decision_regions(axes, predict: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor,
+                     resolution: int = 200, margin: float = 0.5) -> None:
+    """Shade the plane around 2-D `points` by the class `predict` gives each grid point (a (G, 2) -> (G,) map of
+    class indices)."""
+    points = points.detach().cpu().float()
+    low, high = points.min(dim=0).values - margin, points.max(dim=0).values + margin
+    xs, ys = (torch.linspace(low[i], high[i], resolution) for i in range(2))
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    with torch.no_grad():
+        classes = predict(torch.stack([grid_x.flatten(), grid_y.flatten()], dim=1)).cpu().reshape(grid_x.shape)
+    levels = [label - 0.5 for label in range(int(classes.max()) + 2)]  # one band per class
+    axes.contourf(grid_x, grid_y, classes.float(), levels=levels, alpha=0.25, cmap="tab10", vmin=0, vmax=9)
