@@ -6,8 +6,10 @@
   python scripts/reproduce.py cnn_mnist trainer.max_epochs=1  # Hydra overrides pass through; the row says so
 
 Each experiment runs as `train.py experiment=<name> logger=csv run_dir=outputs/reproduce/<name>/<time>`; its
-metrics.json gives dlbook's number and its `book_result` block (conf/experiment/<name>.yaml) the book's. Rows of
-experiments not run this time are kept from results.json.
+metrics.json gives dlbook's number and its `book_result` block (conf/experiment/<name>.yaml) the book's: one
+block, or a list of them for several numbers of one run (one ledger row each). A `seeds:` list in the (first)
+block reruns the experiment with each seed and shows the spread beside the value, for book numbers that rest on
+an unseeded draw. Rows of experiments not run this time are kept from results.json.
 """
 
 import argparse
@@ -40,9 +42,22 @@ def experiment_names() -> list[str]:
     return sorted(path.stem for path in (Path(config_dir()) / "experiment").glob("*.yaml"))
 
 
+def book_results(name: str) -> list[tuple[str, dict]]:
+    """The experiment's `book_result` block, or each block of its list (several numbers from one run, e.g. a
+    fitted weight and bias), read from its file (a top-level key of a `_global_` package), with its row key in
+    results.json: the experiment's name for the first, `<name>:<metric>` for the others."""
+    blocks = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "experiment" / f"{name}.yaml")["book_result"])
+    blocks = blocks if isinstance(blocks, list) else [blocks]
+    return [(name if index == 0 else f"{name}:{block['metric']}", block) for index, block in enumerate(blocks)]
+
+
 def book_result(name: str) -> dict:
-    """The experiment's `book_result` block, read from its file (a top-level key of a `_global_` package)."""
-    return OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "experiment" / f"{name}.yaml")["book_result"])
+    """The experiment's first (or only) book result."""
+    return book_results(name)[0][1]
+
+
+def row_keys() -> list[str]:
+    return [key for name in experiment_names() for key, _ in book_results(name)]
 
 
 def select(patterns: list[str], family: str | None, parser: argparse.ArgumentParser) -> list[str]:
@@ -114,27 +129,37 @@ def failure_message(run_dir: Path, stderr: str) -> str:
     return (exceptions or lines or ["no error output"])[-1]
 
 
-def run_experiment(name: str, overrides: list[str], runs_dir: Path) -> dict:
-    """Train one experiment in a subprocess, and again for each of its book_result `seeds` (where the book's number
-    rests on an unseeded draw); its row for results.json. A number only ever comes from a run's metrics.json."""
-    row = run_once(name, overrides, runs_dir)
+def run_experiment(name: str, overrides: list[str], runs_dir: Path) -> dict[str, dict]:
+    """Train one experiment in a subprocess, and again for each `seeds` entry of its first book result (where the
+    book's number rests on an unseeded draw); its rows for results.json, one per book result. A number only ever
+    comes from a run's metrics.json."""
+    run, metrics = run_once(name, overrides, runs_dir)
     seeds = book_result(name).get("seeds") or []
-    if row["status"] != COMPLETED or not seeds:
-        return row
-    values = [run_once(name, [*overrides, f"seed={seed}"], runs_dir, suffix=f"_seed{seed}")["value"]
-              for seed in seeds]
-    values = [value for value in values if value is not None]
-    if values:
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((value - mean) ** 2 for value in values) / max(len(values) - 1, 1))
-        row["spread"] = {"seeds": list(seeds), "runs": len(values), "min": min(values), "max": max(values),
-                         "mean": mean, "std": std}
-    return row
+    seeded = [run_once(name, [*overrides, f"seed={seed}"], runs_dir, suffix=f"_seed{seed}")[1]
+              for seed in (seeds if run["status"] == COMPLETED else [])]
+    rows = {}
+    for key, block in book_results(name):
+        row = {**run, "value": None, "metric": block["metric"]}
+        value = metrics.get(block["metric"])
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            row["value"] = value
+        elif row["status"] == COMPLETED:
+            row.update(status=NO_METRIC, error=f"metrics.json has no finite {block['metric']} (it has: "
+                                               f"{', '.join(sorted(key for key in metrics if '/' in key)) or 'none'})")
+        values = [run_metrics[block["metric"]] for run_metrics in seeded
+                  if isinstance(run_metrics.get(block["metric"]), (int, float))]
+        if values:
+            mean = sum(values) / len(values)
+            std = math.sqrt(sum((value - mean) ** 2 for value in values) / max(len(values) - 1, 1))
+            row["spread"] = {"seeds": list(seeds), "runs": len(values), "min": min(values), "max": max(values),
+                             "mean": mean, "std": std}
+        rows[key] = row
+    return rows
 
 
-def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "") -> dict:
+def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "") -> tuple[dict, dict]:
+    """One run of the experiment: what the ledger says of it, and its metrics.json ({} when it failed)."""
     configured = compose(name)  # its max_epochs: the experiment as configured
-    metric = book_result(name)["metric"]
     started = datetime.now(timezone.utc)
     run_dir = runs_dir / name / (started.strftime("%Y-%m-%d_%H-%M-%S") + suffix)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -147,24 +172,18 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "") 
         stderr.seek(0)
         stderr_text = stderr.read()
     seconds = time.perf_counter() - clock
-    row = {"status": COMPLETED, "value": None, "error": None, "run_dir": os.path.relpath(run_dir),
+    run = {"status": COMPLETED, "error": None, "run_dir": os.path.relpath(run_dir),
            "epochs": None, "max_epochs": configured.trainer.max_epochs, "seconds": round(seconds, 1),
            "machine": machine(), "torch": torch_version(), "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-           "overrides": overrides, "metric": metric}
+           "overrides": overrides}
     metrics_file = run_dir / "metrics.json"
     if returncode != 0 or not metrics_file.exists():
         message = failure_message(run_dir, stderr_text) if returncode != 0 else "the run wrote no metrics.json"
-        row.update(status=FAILED, error=message)
-        return row
+        run.update(status=FAILED, error=message)
+        return run, {}
     metrics = json.loads(metrics_file.read_text())
-    row["epochs"] = metrics.get("epochs")
-    value = metrics.get(metric)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        row["value"] = value
-    else:
-        row.update(status=NO_METRIC, error=f"metrics.json has no finite {metric} (it has: "
-                                           f"{', '.join(sorted(key for key in metrics if '/' in key)) or 'none'})")
-    return row
+    run["epochs"] = metrics.get("epochs")
+    return run, metrics
 
 
 def verdict(book: dict, row: dict | None) -> str:
@@ -190,6 +209,12 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
+def number(value: float, book_value: float | None) -> str:
+    """dlbook's value to 4 decimals, or to as many as the book prints (a gradient check's 6.000000000012662)."""
+    decimals = len(repr(book_value).split(".")[1]) if isinstance(book_value, float) and "e" not in repr(book_value) else 0
+    return f"{value:.{max(4, decimals)}f}"
+
+
 def cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -207,29 +232,32 @@ def ledger(rows: dict[str, dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for name in experiment_names():
-        book, row = book_result(name), rows.get(name)
-        direction = "higher is better" if book["higher_is_better"] else "lower is better"
-        book_value = "—" if book.get("value") is None else str(book["value"])
-        columns = [f"`{name}`", cell(f"{book['book']}, {book['chapter']}"), book["dataset"],
-                   f"`{book['metric']}` ({direction})", book_value]
-        if row is None:
-            columns += ["—", "not run"] + [""] * 6
-        else:
-            value = "—" if row["value"] is None else f"{row['value']:.4f}"
-            spread = row.get("spread")
-            if spread:
-                value += (f" (over {spread['runs']} other seeds: {spread['min']:.4f} to {spread['max']:.4f}, "
-                          f"mean {spread['mean']:.4f} ± {spread['std']:.4f})")
-            mark = " †" if row["overrides"] else ""
-            epochs = "—" if row["epochs"] is None else (
-                f"{row['epochs']}" if row["epochs"] == row["max_epochs"] else f"{row['epochs']} of {row['max_epochs']}")
-            overrides = " ".join(f"`{override}`" for override in row["overrides"]) or "none"
-            columns += [value, verdict(book, row) + mark, epochs, duration(row["seconds"]), cell(row["machine"]),
-                        row["torch"], row["date"], cell(overrides)]
-        lines.append("| " + " | ".join(columns) + " |")
-        notes.append(f"- `{name}`: {book['note']}")
-        if row and row["error"]:
-            notes.append(f"  Run {row['status']}: {row['error']}")
+        for key, book in book_results(name):
+            row = rows.get(key)
+            direction = "higher is better" if book["higher_is_better"] else "lower is better"
+            book_value = "—" if book.get("value") is None else str(book["value"])
+            columns = [f"`{name}`", cell(f"{book['book']}, {book['chapter']}"), book["dataset"],
+                       f"`{book['metric']}` ({direction})", book_value]
+            if row is None:
+                columns += ["—", "not run"] + [""] * 6
+            else:
+                value = "—" if row["value"] is None else number(row["value"], book.get("value"))
+                spread = row.get("spread")
+                if spread:
+                    value += (f" (over {spread['runs']} other seeds: {number(spread['min'], book.get('value'))} to "
+                              f"{number(spread['max'], book.get('value'))}, mean {spread['mean']:.4f} ± "
+                              f"{spread['std']:.4f})")
+                mark = " †" if row["overrides"] else ""
+                epochs = "—" if row["epochs"] is None else (
+                    f"{row['epochs']}" if row["epochs"] == row["max_epochs"]
+                    else f"{row['epochs']} of {row['max_epochs']}")
+                overrides = " ".join(f"`{override}`" for override in row["overrides"]) or "none"
+                columns += [value, verdict(book, row) + mark, epochs, duration(row["seconds"]),
+                            cell(row["machine"]), row["torch"], row["date"], cell(overrides)]
+            lines.append("| " + " | ".join(columns) + " |")
+            notes.append(f"- `{name}`" + (f" (`{book['metric']}`)" if key != name else "") + f": {book['note']}")
+            if row and row["error"]:
+                notes.append(f"  Run {row['status']}: {row['error']}")
     return "\n".join([*lines, "", "## Notes", "", *notes, ""])
 
 
@@ -267,14 +295,16 @@ def main(argv: list[str] | None = None) -> int:
 
     store = args.results.with_name("results.json")
     for name in names:
-        row = run_experiment(name, overrides, args.runs_dir)
+        new_rows = run_experiment(name, overrides, args.runs_dir)
         rows = json.loads(store.read_text()) if store.exists() else {}  # re-read: another batch may have written
-        rows[name] = row
-        rows = {key: rows[key] for key in sorted(rows) if key in experiment_names()}
+        rows.update(new_rows)
+        rows = {key: rows[key] for key in sorted(rows) if key in row_keys()}
         store.write_text(json.dumps(rows, indent=2) + "\n")  # after each run, so a stopped batch keeps its rows
         args.results.write_text(ledger(rows))
-        print(f"[reproduce] {name}: {verdict(book_result(name), rows[name])}"
-              + (f": {rows[name]['error']}" if rows[name]["error"] else ""), flush=True)
+        books = dict(book_results(name))
+        for key, row in new_rows.items():
+            print(f"[reproduce] {key}: {verdict(books[key], row)}" + (f": {row['error']}" if row["error"] else ""),
+                  flush=True)
     print(f"[reproduce] wrote {args.results} and {store}")
     return 0
 
