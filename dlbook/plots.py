@@ -12,16 +12,16 @@ def new_figure(width: float = 5.0, height: float = 4.0) -> tuple[Figure, object]
 
 
 def scatter(axes, points: torch.Tensor, labels: torch.Tensor | None = None, names: tuple[str, ...] = (), **kwargs):
-    """2-D points, one colour per label (with a legend when the labels have names)."""
+    """2-D points (or 3-D, on 3-D axes), one colour per label (with a legend when the labels have names)."""
     points = points.detach().cpu().float()
     if labels is None:
-        axes.scatter(points[:, 0], points[:, 1], s=12, **kwargs)
+        axes.scatter(*points.T, s=12, **kwargs)
         return
     labels = labels.detach().cpu()
     for label in labels.unique().tolist():
         chosen = labels == label
         name = names[label] if label < len(names) else str(label)
-        axes.scatter(points[chosen, 0], points[chosen, 1], s=12, label=name, **kwargs)
+        axes.scatter(*points[chosen].T, s=12, label=name, **kwargs)
     axes.legend(fontsize="small")
 
 

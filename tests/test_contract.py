@@ -25,7 +25,16 @@ from tests.test_models import SMOKE, data_overrides
 CONTRACT = {
     "ClassificationTask": "mlp",
     "RegressionTask": "linear_regression",
+    "PerceptronTask": "perceptron",
+    "MinimizeTask": "minimize",
+    "MonteCarloPiTask": "monte_carlo_pi",
+    "MetropolisTask": "metropolis",
+    "GibbsTask": "gibbs",
+    "KMeansTask": "kmeans",
+    "PCATask": "pca",
+    "SOMTask": "som",
     "GANTask": "gan",
+    "VectorGANTask": "sine_gan",
     "StackGANTask": "stackgan",
     "CycleGANTask": "cyclegan",
 }

@@ -25,6 +25,9 @@ CLASSIFIER = ("trainer.max_epochs=3", "optimizer.lr=1e-2")
 REGRESSOR = ("trainer.max_epochs=10", "optimizer=sgd", "optimizer.lr=0.05")
 GENERATIVE = ("trainer.max_epochs=2", "++trainer.limit_train_batches=6", "callbacks.sample_grid.every_n_batches=4",
               "++callbacks.sample_quality=null")
+# 500 chains of 100 transitions, the first 50 of each left out: the start at the mean has been forgotten.
+SAMPLER = ("data.steps_per_epoch=2", "trainer.max_epochs=2", "model.chains=500", "model.draws_per_step=50",
+           "model.burn_in=50", "model.trace_length=100")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
 
 
@@ -40,6 +43,10 @@ def gradient_penalty_is_logged(task, columns, run_dir):
 def one_row_per_class(task, columns, run_dir):
     last_grid = max((run_dir / "samples").glob("step_??????.png"))
     assert Image.open(last_grid).size == (8 * 10 + 2, 10 * 10 + 2)  # 8 of each of 10 classes, 8x8 digits, 2 px apart
+
+
+def reaches_the_minimum(task, columns, run_dir):
+    assert abs(columns["train/x"][-1] - 5) < 1e-2  # x^2 - 10x + 25 from x = 0
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,28 @@ SMOKE = {
     "dcgan": Smoke("mnist", (*GENERATIVE, *SMALL_DCGAN)),
     "wgan_gp": Smoke("mnist", (*GENERATIVE, *SMALL_DCGAN), gradient_penalty_is_logged),
     "stackgan": Smoke("mnist", (*GENERATIVE, *SMALL_DCGAN, "model.generator.residual_blocks=1")),
+    "sine_gan": Smoke("sine", ("trainer.max_epochs=2", "data.num_batches=10")),
     "linear_regression": Smoke("diabetes", REGRESSOR),
+    "logistic_regression": Smoke("breast_cancer", CLASSIFIER),
+    # One full-batch step an epoch: XOR is learnt in a few hundred at Adam's 0.1; validated and saved rarely.
+    "xor_mlp": Smoke("truth_table", ("trainer.max_epochs=200", "optimizer.lr=0.1",
+                                     "trainer.check_val_every_n_epoch=50", "callbacks.last_checkpoint=null")),
+    "mlp_regressor": Smoke("diabetes", REGRESSOR),
+    # Every epoch trains (no stop at zero error), so each has a mean error; AND is learnt in 7 of them.
+    "perceptron": Smoke("truth_table", ("data.table=and", "trainer.max_epochs=8", "model.stop_at_error=null")),
+    # Samplers and the minimiser take steps, not data: a few of them, two epochs (the contract resumes after one).
+    "minimize": Smoke("steps", ("data.steps_per_epoch=75", "trainer.max_epochs=2", "optimizer.lr=0.1",
+                                "model.objective.absolute=false"), reaches_the_minimum),
+    "monte_carlo_pi": Smoke("steps", ("data.steps_per_epoch=2", "trainer.max_epochs=2", "model.draws_per_step=5000")),
+    "metropolis": Smoke("steps", SAMPLER),
+    "gibbs": Smoke("steps", SAMPLER),
+    # Trained without an optimizer: a few Lloyd steps (and a small elbow sweep), PCA fitted after the first epoch,
+    # a small map shown 320 rows an epoch (its rule takes them one at a time).
+    "kmeans": Smoke("digits", ("trainer.max_epochs=3", "model.num_clusters=10", "model.tolerance=null",
+                               "model.elbow_ks=[1,2,3,4]", "model.elbow_restarts=1")),
+    "pca": Smoke("digits", ("trainer.max_epochs=2", "model.n_components=8")),
+    "som": Smoke("digits", ("trainer.max_epochs=3", "++trainer.limit_train_batches=5", "model.rows=5",
+                            "model.columns=5")),
     "cyclegan": Smoke("unpaired_folders", (*GENERATIVE, "data.batch_size=8", "model.generator.features=8",
                                            "model.generator.blocks=1", "model.discriminator.features=8",
                                            "model.discriminator.layers=2", "model.pool_size=8",
@@ -76,6 +104,10 @@ SMOKE = {
 DATA = {
     "digits": (None, []),  # bundled with scikit-learn
     "diabetes": (None, []),  # likewise
+    "breast_cancer": (None, []),  # likewise
+    "truth_table": (None, []),  # generated
+    "steps": (None, []),  # nothing to read
+    "sine": (None, []),  # generated
     "mnist": (write_mnist, ["data.download=false"]),
     "unpaired_folders": (lambda data_dir: write_unpaired_folders(data_dir / "unpaired", size=16),
                          ["data.image_size=16"]),
@@ -111,8 +143,9 @@ def classifier_learns(cfg, metrics, objects, columns):
     assert columns["train/loss"][-1] < 0.5 * columns["train/loss"][0]
     assert metrics["test/acc"] > 0.5  # chance is 0.1
     task, datamodule = objects["model"], objects["datamodule"]
-    images, labels = next(iter(datamodule.train_dataloader()))
-    assert task(datamodule.normalize(images)).shape == (len(labels), datamodule.spec.num_classes)
+    # A batch as the trainer hands it over: images normalised on the device, table rows as they are.
+    inputs, labels = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    assert task(inputs).shape == (len(labels), 1 if task.binary else datamodule.spec.num_classes)
 
 
 def regressor_beats_the_mean(cfg, metrics, objects, columns):
@@ -140,8 +173,74 @@ def generative_run_counts_its_batches_and_draws_grids(cfg, metrics, objects, col
     assert Image.open(grids[-1]).size == (grid_columns * (width + 2) + 2, rows * (height + 2) + 2)  # 2 px apart
 
 
+def perceptron_separates_the_table(cfg, metrics, objects, columns):
+    assert columns["train/mean_error"][-1] < columns["train/mean_error"][0]
+    assert metrics["test/acc"] == 1.0  # chance is 0.5
+
+
+def vector_gan_counts_its_batches_and_draws_its_points(cfg, metrics, objects, columns):
+    task, trainer = objects["model"], objects["trainer"]
+    batches = cfg.trainer.max_epochs * trainer.num_training_batches
+    assert task.batches == batches and trainer.global_step == batches * (1 + task.train_generator)
+    assert task.generate(task.fixed_noise).shape == (len(task.fixed_noise), *objects["datamodule"].spec.input_shape)
+    assert {"train/d_real_acc", "train/d_fake_acc"} <= set(columns)
+    assert (Path(cfg.paths.output_dir) / "figures" / "samples.png").is_file()
+
+
+def pi_within_four_standard_errors(cfg, metrics, objects, columns):
+    assert abs(metrics["train/pi"] - math.pi) < 4 * metrics["train/pi_stderr"]
+    assert metrics["train/samples"] == 4 * 5000
+
+
+def chain_covariance_near_the_target(cfg, metrics, objects, columns):
+    assert metrics["train/cov_max_error"] < 0.1  # of a covariance with unit variances and correlation 0.7
+    assert metrics.get("train/acceptance_rate", 0.5) < 0.9 or type(objects["model"]).__name__ == "GibbsTask"
+
+
+def spread_about_the_training_mean(objects) -> float:
+    """The test rows' mean squared distance to the training rows' mean: what one centroid, or no component, leaves."""
+    task = objects["model"]
+    train_rows, test_rows = task.split_rows("train")[0], task.split_rows("test")[0]
+    return (test_rows - train_rows.mean(dim=0)).square().sum(dim=1).mean().item()
+
+
+def clusters_follow_the_classes(cfg, metrics, objects, columns):
+    assert columns["train/distortion"][-1] < columns["train/distortion"][0]
+    assert metrics["test/distortion"] < 0.8 * spread_about_the_training_mean(objects)
+    assert metrics["test/ari"] > 0.3  # chance is 0
+    assert metrics["elbow/k"] in cfg.model.elbow_ks
+    assert {"clusters_train.png", "clusters_test.png", "elbow.png"} <= figures_of(cfg)
+
+
+def projection_keeps_the_spread(cfg, metrics, objects, columns):
+    assert columns["train/reconstruction_error"][-1] < columns["train/reconstruction_error"][0]  # fitted after one
+    assert metrics["test/reconstruction_error"] < 0.8 * spread_about_the_training_mean(objects)
+    assert metrics["pca/n_components"] == cfg.model.n_components
+    assert {"projection_train.png", "projection_test.png", "explained_variance.png"} <= figures_of(cfg)
+
+
+def map_comes_near_the_rows(cfg, metrics, objects, columns):
+    assert columns["train/quantization_error"][-1] < columns["train/quantization_error"][0]
+    assert metrics["test/quantization_error"] ** 2 < 0.8 * spread_about_the_training_mean(objects)
+    assert 0 <= metrics["test/topographic_error"] <= 1
+    assert figures_of(cfg) == {"map.png"}
+
+
+def figures_of(cfg) -> set[str]:
+    return {path.name for path in (Path(cfg.paths.output_dir) / "figures").glob("*.png")}
+
+
+def objective_falls(cfg, metrics, objects, columns):
+    assert columns["train/objective"][-1] < 1e-3 * columns["train/objective"][0]
+
+
 # What every model of a task must show, by task.
-FAMILY_CHECKS = {"ClassificationTask": classifier_learns, "RegressionTask": regressor_beats_the_mean,
+FAMILY_CHECKS = {"PerceptronTask": perceptron_separates_the_table, "ClassificationTask": classifier_learns, "RegressionTask": regressor_beats_the_mean,
+                 "VectorGANTask": vector_gan_counts_its_batches_and_draws_its_points,
+                 "MinimizeTask": objective_falls, "MonteCarloPiTask": pi_within_four_standard_errors,
+                 "MetropolisTask": chain_covariance_near_the_target, "GibbsTask": chain_covariance_near_the_target,
+                 "KMeansTask": clusters_follow_the_classes, "PCATask": projection_keeps_the_spread,
+                 "SOMTask": map_comes_near_the_rows,
                  **{task: generative_run_counts_its_batches_and_draws_grids
                     for task in ("GANTask", "StackGANTask", "CycleGANTask")}}
 
@@ -166,12 +265,19 @@ def test_model_trains(run_config, tmp_path, model):
 REFUSED = [
     ("lenet5", "digits", "LeNet-5 takes images of 28x28 to 32x32 pixels, the data gives 8x8. Data choices that fit "
                          "model=lenet5: cifar10, fashion_mnist, mnist"),
-    ("mlp", "unpaired_folders", r"\(unpaired_images\): it trains on labelled_images data. Data choices that fit "
-                                r"model=mlp: cifar10, digits, fashion_mnist, mnist; of its kind, shaped by their "
-                                r"files: image_folder"),
-    ("gan", "diabetes", r"\(tabular\): it trains on labelled_images data"),
+    ("mlp", "unpaired_folders", r"\(unpaired_images\): it trains on labelled_images or tabular data. Data choices "
+                                r"that fit model=mlp: breast_cancer, cifar10, digits, digits_vectors, "
+                                r"fashion_mnist, iris, mnist, truth_table, wine; of its kind, shaped by their "
+                                r"files: csv, image_folder"),
+    ("gan", "diabetes", r"\(tabular\): it trains on labelled_images data"),  # a table is not images
+    ("gan", "sine", r"\(vectors\): it trains on labelled_images data"),  # nor are the points of a curve
+    ("sine_gan", "digits", r"\(labelled_images\): it trains on vectors data. Data choices that fit "
+                           r"model=sine_gan: sine\."),
+    ("perceptron", "diabetes", r"a threshold unit separates two classes; the data has numeric targets. Data "
+                               r"choices that fit model=perceptron: breast_cancer, .*truth_table"),
     ("cyclegan", "digits", r"it trains on unpaired_images data. Data choices that fit model=cyclegan: "
                            r"unpaired_folders\."),
+    ("metropolis", "digits", r"it trains on steps data. Data choices that fit model=metropolis: steps\."),  # no data
 ]
 
 

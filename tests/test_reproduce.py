@@ -57,7 +57,8 @@ def test_every_experiment_states_its_book_result(path):
     for block in blocks:
         for key in ("book", "chapter", "dataset", "metric", "note"):
             assert isinstance(block.get(key), str) and block[key].strip(), f"{path.name}: book_result.{key}"
-        assert isinstance(block.get("higher_is_better"), bool)
+        # true or false, or null for a number with no better direction (a fitted weight), stated either way
+        assert "higher_is_better" in block and block["higher_is_better"] in (True, False, None)
         assert "/" in block["metric"], "a key of the run's metrics.json, e.g. test/acc"
         value = block.get("value", "missing")
         assert value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
@@ -85,6 +86,12 @@ def test_the_block_survives_composition():
 ])
 def test_verdict_respects_direction_and_tolerance(value, higher_is_better, expected):
     book = {"value": 0.9105, "higher_is_better": higher_is_better, "tolerance": 0.005}
+    assert reproduce.verdict(book, {"status": "completed", "value": value, "error": None}) == expected
+
+
+@pytest.mark.parametrize("value, expected", [(0.9118, "matched (±0.005)"), (0.90, "differs"), (0.95, "differs")])
+def test_a_value_with_no_better_direction_matches_or_differs(value, expected):
+    book = {"value": 0.9105, "higher_is_better": None, "tolerance": 0.005}
     assert reproduce.verdict(book, {"status": "completed", "value": value, "error": None}) == expected
 
 

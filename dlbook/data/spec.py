@@ -70,6 +70,35 @@ class TabularSpec(DataSpec):
 
 
 @dataclass(frozen=True)
+class VectorSpec(DataSpec):
+    """Unlabelled points of `dim` numbers, the data a generative model learns to draw (the DL Workshop's (x, sin x)
+    pairs): no target to predict and no classes, so a regressor or classifier refuses them by their type."""
+
+    dim: int
+    feature_names: tuple[str, ...] = ()
+    kind = "vectors"
+
+    @property
+    def input_shape(self) -> tuple[int]:
+        return (self.dim,)
+
+    def describe(self) -> str:
+        names = f" ({', '.join(self.feature_names)})" if self.feature_names else ""
+        return f"{self.kind}, {self.dim} values{names}"
+
+
+@dataclass(frozen=True)
+class StepsSpec(DataSpec):
+    """No data: the task draws or optimises on its own (a sampler, a minimiser), one step per training batch."""
+
+    steps_per_epoch: int
+    kind = "steps"
+
+    def describe(self) -> str:
+        return f"{self.kind}, {self.steps_per_epoch} per epoch"
+
+
+@dataclass(frozen=True)
 class TokenSpec(DataSpec):
     """Sequences of token ids from a vocabulary; `pad_index` fills sequences shorter than `max_length`."""
 

@@ -36,7 +36,7 @@ class TruthTableDataModule(TabularDataModule):
     layout = "(none: the table is generated)"
 
     def __init__(self, table: str, **kwargs):
-        kwargs.setdefault("standardize", False)
+        kwargs.setdefault("scaling", "none")
         super().__init__(test_fraction=0.0, val_fraction=0.0, **kwargs)
         self.name = table
         truth_table(table)  # an unknown table fails at once
@@ -57,7 +57,7 @@ class TruthTableDataModule(TabularDataModule):
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
         if self.data_val is not self.data_train:  # every split is the whole table, in the order the books print it
-            table = self.standardization.apply(TensorsDataset(self.table.features, self.table.targets))
+            table = self.scaling.apply(TensorsDataset(self.table.features, self.table.targets))
             self.data_train = self.data_val = self.data_test = table
 
 
@@ -84,13 +84,27 @@ def gaussian_blobs(num_samples: int, generator: torch.Generator, centers: int = 
     return Table(points, labels, ("x1", "x2"), tuple(f"blob {i}" for i in range(centers)), num_classes=centers)
 
 
-SYNTHETIC = {"randn_regression": randn_regression, "four_point_line": four_point_line, "blobs": gaussian_blobs}
+# The corners of the RGB cube, in the binary order of their (R, G, B) bits
+CUBE_CORNERS = ("black", "blue", "green", "cyan", "red", "magenta", "yellow", "white")
+
+
+def colors(num_samples: int, generator: torch.Generator) -> Table:
+    """A stand-in for the TF 1.x Cookbook's colors.csv (ch. 7, the self-organising map), which the book does not
+    print: R, G, B drawn uniformly in [0, 1], each colour named, as its class, by the nearest corner of the RGB
+    cube (black, blue, green, cyan, red, magenta, yellow, white)."""
+    rgb = torch.rand(num_samples, 3, generator=generator)
+    corners = (rgb.round() * torch.tensor([4.0, 2.0, 1.0])).sum(dim=1).long()
+    return Table(rgb, corners, ("R", "G", "B"), CUBE_CORNERS, num_classes=len(CUBE_CORNERS))
+
+
+SYNTHETIC = {"randn_regression": randn_regression, "four_point_line": four_point_line, "blobs": gaussian_blobs,
+             "colors": colors}
 
 
 class SyntheticDataModule(TabularDataModule):
     """A generated table (data.dataset: randn_regression, four_point_line, blobs), drawn with its own generator
     seeded by data.generation_seed; `options` go to the generator function (e.g. centers, cluster_std of the
-    blobs). Split and standardised as any table."""
+    blobs). Split and scaled as any table."""
 
     layout = "(none: the table is generated)"
 

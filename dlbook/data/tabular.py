@@ -1,5 +1,5 @@
-"""Tables of numeric features: scikit-learn's bundled sets and numeric text files (Boston housing), z-scored with
-statistics of the training rows."""
+"""Tables of numeric features: scikit-learn's bundled sets and numeric text files (Boston housing), z-scored (or
+min-max scaled) with statistics of the training rows."""
 
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,62 +53,69 @@ def feature_columns(names: tuple[str, ...], features: list | tuple) -> list[int]
     return columns
 
 
-class StandardizedRows(TensorsDataset):
-    """Rows already z-scored with the training statistics."""
+class ScaledRows(TensorsDataset):
+    """Rows already scaled with the training statistics."""
+
+
+SCALINGS = ("standard", "minmax", "none")
 
 
 @dataclass(frozen=True)
-class Standardization:
-    """Feature (and regression target) means and standard deviations of the training rows."""
+class Scaling:
+    """What each feature (and regression target) column has subtracted and is divided by, from the training rows:
+    the mean and the population standard deviation (standard), the minimum and the range (minmax, to [0, 1] on the
+    training rows), or 0 and 1 (none)."""
 
-    feature_mean: torch.Tensor
-    feature_std: torch.Tensor
-    target_mean: torch.Tensor | None  # None: class targets, left as they are
-    target_std: torch.Tensor | None
-
-    @classmethod
-    def identity(cls, features: torch.Tensor) -> "Standardization":
-        """Leaves every value as it is (data.standardize=false)."""
-        zeros, ones = torch.zeros(features.shape[1]), torch.ones(features.shape[1])
-        return cls(zeros, ones, None, None)
+    feature_offset: torch.Tensor
+    feature_scale: torch.Tensor
+    target_offset: torch.Tensor | None  # None: class targets, left as they are
+    target_scale: torch.Tensor | None
 
     @classmethod
-    def of(cls, features: torch.Tensor, targets: torch.Tensor, regression: bool) -> "Standardization":
-        def moments(values):
-            # Population std, as the books' np.std; a constant column is only centred.
-            std = values.std(dim=0, correction=0)
-            return values.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std))
+    def of(cls, kind: str, features: torch.Tensor, targets: torch.Tensor, regression: bool) -> "Scaling":
+        def statistics(values):
+            if kind == "none":
+                return torch.zeros(values.shape[1]), torch.ones(values.shape[1])
+            if kind == "standard":  # population std, as the books' np.std
+                offset, scale = values.mean(dim=0), values.std(dim=0, correction=0)
+            else:  # scikit-learn's MinMaxScaler
+                offset, scale = values.min(dim=0).values, values.max(dim=0).values - values.min(dim=0).values
+            return offset, torch.where(scale > 0, scale, torch.ones_like(scale))  # a constant column is only shifted
 
-        target_moments = moments(targets) if regression else (None, None)
-        return cls(*moments(features), *target_moments)
+        target_statistics = statistics(targets) if regression and kind != "none" else (None, None)
+        return cls(*statistics(features), *target_statistics)
 
-    def apply(self, dataset: TensorsDataset) -> StandardizedRows:
+    def apply(self, dataset: TensorsDataset) -> ScaledRows:
         features, targets = dataset.tensors
-        if self.target_mean is not None:
-            targets = (targets - self.target_mean) / self.target_std
-        return StandardizedRows((features - self.feature_mean) / self.feature_std, targets)
+        if self.target_offset is not None:
+            targets = (targets - self.target_offset) / self.target_scale
+        return ScaledRows((features - self.feature_offset) / self.feature_scale, targets)
 
 
 class TabularDataModule(DataModule):
     """All rows of a table read at once; test_fraction of them held out as the test set (seeded by split_seed), the
-    validation set split off the rest. Features, and regression targets, are z-scored with the means and standard
-    deviations of the training rows only, once at setup (unless standardize=false); the target statistics go into
-    the spec, so tasks report errors in the original units. A test-only setup (eval.py) recomputes them from the
-    same seeded rows. `features` keeps only the named (or indexed) feature columns.
+    validation set split off the rest. Features, and regression targets, are scaled with statistics of the training
+    rows only, once at setup: `scaling` standard (z-scores), minmax (to [0, 1]) or none; the target statistics go
+    into the spec (target_mean and target_std hold the offset and scale), so tasks report errors in the original
+    units. A test-only setup (eval.py) recomputes them from the same seeded rows. `features` keeps only the named
+    (or indexed) feature columns.
 
     Subclasses implement `read_table` (and what DataModule asks for but `load_split`).
     """
 
     spec_type = TabularSpec
 
-    def __init__(self, test_fraction: float = 0.2, standardize: bool = True, features: list | None = None, **kwargs):
+    def __init__(self, test_fraction: float = 0.2, scaling: str = "standard", features: list | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= test_fraction < 1.0:
             raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
+        if scaling not in SCALINGS:
+            raise DlbookError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}.")
         self.test_fraction = test_fraction
-        self.standardize = standardize
+        self.scaling_kind = scaling
         self.features = None if features is None else list(features)
-        self.standardization: Standardization | None = None
+        self.scaling: Scaling | None = None
         self._table: Table | None = None
 
     def read_table(self) -> Table:
@@ -124,28 +131,34 @@ class TabularDataModule(DataModule):
     def spec(self) -> TabularSpec:
         self.setup("fit")  # the target statistics come from the training rows
         spec = self.table.spec()
-        if not spec.is_regression or not self.standardize:
+        if not spec.is_regression or self.scaling.target_offset is None:
             return spec
-        return replace(spec, target_mean=tuple(self.standardization.target_mean.tolist()),
-                       target_std=tuple(self.standardization.target_std.tolist()))
+        return replace(spec, target_mean=tuple(self.scaling.target_offset.tolist()),
+                       target_std=tuple(self.scaling.target_scale.tolist()))
+
+    def split_rows(self, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the test rows, the others) of a table of num_rows rows: test_fraction of them, drawn with split_seed.
+        A reader that fits something to the rows before they are split (a CSV file's fill values) asks here."""
+        n_test = round(num_rows * self.test_fraction)
+        order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.split_seed))
+        return order[:n_test], order[n_test:]
 
     def load_split(self, split):
         table = self.table
-        n_test = round(len(table.features) * self.test_fraction)
-        order = torch.randperm(len(table.features), generator=torch.Generator().manual_seed(self.split_seed))
-        rows = order[:n_test] if split == "test" else order[n_test:]
+        test_rows, other_rows = self.split_rows(len(table.features))
+        rows = test_rows if split == "test" else other_rows
         return table.features[rows], table.targets[rows]
 
     def setup(self, stage: str | None = None) -> None:
         super().setup("fit")  # the training rows, for the statistics, whatever the stage
         super().setup(stage)
-        if self.standardization is None:
-            self.standardization = (Standardization.of(*self.data_train.tensors, regression=self.table.num_classes == 0)
-                                    if self.standardize else Standardization.identity(self.data_train.tensors[0]))
+        if self.scaling is None:
+            self.scaling = Scaling.of(self.scaling_kind, *self.data_train.tensors,
+                                      regression=self.table.num_classes == 0)
         for split in ("data_train", "data_val", "data_test"):
             dataset = getattr(self, split)
-            if dataset is not None and not isinstance(dataset, StandardizedRows):
-                setattr(self, split, self.standardization.apply(dataset))
+            if dataset is not None and not isinstance(dataset, ScaledRows):
+                setattr(self, split, self.scaling.apply(dataset))
 
     def test_dataloader(self):
         if len(self.data_test) == 0:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import Metric
 
 from dlbook.data.spec import DataSpec
 from dlbook.errors import DlbookError, IncompatibleDataError, NonFiniteLossError
@@ -183,6 +184,19 @@ class Task(L.LightningModule):
             self.log(name, means[name], prog_bar=True)
         self.epoch_means.update(means)
         return means
+
+    @staticmethod
+    def best_of_run(tracker_type: type[Metric]) -> Metric:
+        """A MaxMetric or MinMetric kept in checkpoints, so the best is over the whole run, resumes included."""
+        tracker = tracker_type()
+        tracker.persistent(True)
+        return tracker
+
+    def log_best(self, name: str, value: torch.Tensor, tracker: Metric) -> None:
+        """Log `<name>_best`, the best validation value so far; the sanity check does not count as an epoch."""
+        if not self.trainer.sanity_checking:
+            tracker(value)
+            self.log(f"{name}_best", tracker.compute(), prog_bar=True)
 
     def on_train_start(self) -> None:
         for entry in self._epoch_sums.values():

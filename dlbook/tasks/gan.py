@@ -8,12 +8,17 @@ The variants differ only in `loss`, `n_critic`, weight clipping, the gradient pe
   wasserstein     WGAN: the critic maximises E D(real) - E D(fake); `clip_value` clips its weights (Arjovsky et al.)
   wasserstein_gp  WGAN-GP: as above plus a gradient penalty weighted `gradient_penalty_weight` (Gulrajani et al.)
 
-`conditional: true` gives both nets the class label (CGAN). InfoGAN (Chen et al. 2016) appends latent codes to
-the noise, a one-hot categorical code of `categorical_code` classes and `continuous_codes` codes ~ U(-1, 1), and
-a Q head (`q_head`) on the discriminator's features predicts them. The mutual-information loss, -log Q(c | G(z, c))
-(cross-entropy, and a unit-variance Gaussian for the continuous codes, both up to a constant), is weighted
-`info_weight` and added to the generator's loss; the Q head's parameters are in the generator's optimizer, so it
-trains G and Q, while the discriminator's shared layers learn from the adversarial loss only.
+`conditional: true` gives both nets the class label (CGAN). `train_generator: false` trains the discriminator
+alone against the untrained generator's fakes (the DL Workshop's Ex. 7.03); `log_accuracy: true` logs the
+discriminator's accuracy on the real and on the fake half of each batch (train/d_real_acc, train/d_fake_acc),
+which the Workshop prints. VectorGANTask is the same GAN on unlabelled vectors (data of kind vectors).
+
+InfoGAN (Chen et al. 2016) appends latent codes to the noise, a one-hot categorical code of `categorical_code`
+classes and `continuous_codes` codes ~ U(-1, 1), and a Q head (`q_head`) on the discriminator's features predicts
+them. The mutual-information loss, -log Q(c | G(z, c)) (cross-entropy, and a unit-variance Gaussian for the
+continuous codes, both up to a constant), is weighted `info_weight` and added to the generator's loss; the Q
+head's parameters are in the generator's optimizer, so it trains G and Q, while the discriminator's shared layers
+learn from the adversarial loss only.
 
 Each net has its own optimizer partial
 (`generator_optimizer`, `discriminator_optimizer`); where one is null the run's top-level `optimizer` is used.
@@ -27,8 +32,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlbook.data.spec import DataSpec, ImageSpec
-from dlbook.errors import DlbookError
+from dlbook.data.spec import DataSpec, ImageSpec, VectorSpec
+from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.plots import decision_regions, new_figure, scatter
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.utils.modes import eval_mode
 
@@ -64,7 +70,8 @@ class GANTask(ManualOptimizationTask):
                  clip_value: float | None = None, gradient_penalty_weight: float = 10.0, conditional: bool = False,
                  gradient_clip_val: float | None = None, gradient_clip_algorithm: str = "norm",
                  num_fixed_samples: int = 64, categorical_code: int = 0, continuous_codes: int = 0,
-                 info_weight: float = 1.0, q_head: Callable[..., nn.Module] | None = None):
+                 info_weight: float = 1.0, q_head: Callable[..., nn.Module] | None = None,
+                 train_generator: bool = True, log_accuracy: bool = False):
         super().__init__(data_spec, optimizer, scheduler)
         if loss not in LOSSES:
             raise DlbookError(f"model.loss={loss!r} is not one of {', '.join(LOSSES)}")
@@ -79,12 +86,16 @@ class GANTask(ManualOptimizationTask):
         if (categorical_code or continuous_codes) and (q_head is None or conditional):
             raise DlbookError("InfoGAN's codes (model.categorical_code, model.continuous_codes) need a model.q_head "
                               "and take the place of labels: model.conditional must be false")
+        if log_accuracy and loss.startswith("wasserstein"):
+            raise DlbookError(f"model.log_accuracy=true needs a discriminator that classifies; a WGAN critic "
+                              f"(model.loss={loss}) scores without a threshold: set model.log_accuracy=false")
         self.generator_optimizer_factory = generator_optimizer or optimizer
         self.discriminator_optimizer_factory = discriminator_optimizer or optimizer
         self.loss, self.latent_dim, self.n_critic = loss, latent_dim, n_critic
         self.clip_value, self.gradient_penalty_weight = clip_value, gradient_penalty_weight
         self.gradient_clip_val, self.gradient_clip_algorithm = gradient_clip_val, gradient_clip_algorithm
         self.conditional = conditional
+        self.train_generator, self.log_accuracy = train_generator, log_accuracy
         self.categorical_code, self.continuous_codes, self.info_weight = categorical_code, continuous_codes, info_weight
         code_width = categorical_code + continuous_codes
         # The nets see labels only when conditional; num_classes=0 tells them not to.
@@ -201,10 +212,9 @@ class GANTask(ManualOptimizationTask):
         super().compile_nets(mode)
 
     def training_step(self, batch, batch_idx):
-        real, labels = batch
-        labels = labels if self.conditional else None
+        real, labels = batch[0], batch[1] if self.conditional else None
         d_optimizer, g_optimizer = self.optimizers()
-        generator_step = self.batches % self.n_critic == 0
+        generator_step = self.train_generator and self.batches % self.n_critic == 0
         latent = self.random_latent(len(real))
         with torch.set_grad_enabled(generator_step):  # the fakes need a graph only when the generator learns
             fake = self.generator(latent, labels)
@@ -224,6 +234,9 @@ class GANTask(ManualOptimizationTask):
                 for parameter in self.discriminator.parameters():
                     parameter.clamp_(-self.clip_value, self.clip_value)
         self.log_epoch_mean("train/d_loss", d_loss, len(real))
+        if self.log_accuracy:
+            self.log_epoch_mean("train/d_real_acc", (real_scores > self.threshold).float().mean(), len(real))
+            self.log_epoch_mean("train/d_fake_acc", (fake_scores <= self.threshold).float().mean(), len(real))
 
         if generator_step:
             with self.toggled_optimizer(g_optimizer):  # no gradients for the discriminator's weights
@@ -237,6 +250,12 @@ class GANTask(ManualOptimizationTask):
                     self._optimize(g_optimizer, g_loss + self.info_weight * info_loss)
                     self.log_epoch_mean("train/info_loss", info_loss, len(real))
             self.log_epoch_mean("train/g_loss", g_loss, len(real))
+
+    @property
+    def threshold(self) -> float:
+        """The score above which the discriminator calls a sample real: the midpoint of LSGAN's targets 1 and 0,
+        else a logit of 0 (a probability of 0.5)."""
+        return 0.5 if self.loss == "least_squares" else 0.0
 
     def info_loss(self, q_outputs: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """-log Q(c | x) up to a constant, averaged over the batch: the categorical code's cross-entropy plus half
@@ -261,3 +280,47 @@ class GANTask(ManualOptimizationTask):
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, self.gradient_clip_val, self.gradient_clip_algorithm)
         optimizer.step()
+
+
+class VectorGANTask(GANTask):
+    """The GAN on unlabelled vectors (e.g. data=sine): what it makes are points, not images, so there are no sample
+    grids to write; when training ends, its figure `samples` scatters the generated points of the fixed noise over
+    the last batch of real ones, on the discriminator's decision regions (where it calls points real)."""
+
+    accepts = (VectorSpec,)
+    summary_metrics = ()
+
+    def __init__(self, data_spec: DataSpec, conditional: bool = False, **kwargs):
+        if conditional:
+            raise IncompatibleDataError("model.conditional=true needs class labels, and vectors have none")
+        super().__init__(data_spec=data_spec, **kwargs)
+        self.last_real: torch.Tensor | None = None  # for the figure; not kept in checkpoints
+
+    def training_step(self, batch, batch_idx):
+        self.last_real = batch[0]
+        super().training_step(batch, batch_idx)
+
+    def sample_grids(self):
+        raise DlbookError(f"{type(self).__name__} makes vectors, not images: there are no sample grids (its figure "
+                          f"`samples` shows the points); remove callbacks.sample_grid")
+
+    def sample(self, n: int, inputs: torch.Tensor | None = None, **options):
+        raise DlbookError("this GAN makes vectors, not images, so there is no grid to write; its run directory's "
+                          "figures/samples.png scatters generated points over real ones")
+
+    def figures(self, stage: str) -> dict:
+        if stage != "fit" or self.data_spec.dim != 2:
+            return {}
+        figure, axes = new_figure()
+        fake = self.generate(self.fixed_noise)
+        shown = fake if self.last_real is None else torch.cat([self.last_real, fake])
+        with eval_mode(self.discriminator):
+            decision_regions(axes, lambda grid: (self.discriminator(grid.to(self.device)) > self.threshold).long(),
+                             shown)
+        if self.last_real is not None:
+            scatter(axes, self.last_real, color="tab:red", label="real")
+        scatter(axes, fake, color="tab:blue", label=f"generated (batch {self.batches})")
+        names = self.data_spec.feature_names or ("feature 1", "feature 2")
+        axes.set(xlabel=names[0], ylabel=names[1], title="Shaded orange: where the discriminator calls points real")
+        axes.legend(fontsize="small")
+        return {"samples": figure}

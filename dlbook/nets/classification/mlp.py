@@ -1,18 +1,39 @@
-"""Multilayer perceptron on flattened images; with no hidden layers it is softmax regression."""
+"""Multilayer perceptron on flattened images or table rows; with no hidden layers it is softmax (or, with one
+output, logistic) regression."""
 
 import math
 
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+from dlbook.errors import DlbookError
+
+# "identity" keeps the hidden layers linear: the books' ablation of a net that cannot learn XOR.
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "identity": nn.Identity}
+
+
+def xavier_uniform(layer: nn.Linear) -> None:
+    """Keras' default for Dense layers (glorot_uniform weights, zero biases), which the TensorFlow books get."""
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+
+
+def zeros(layer: nn.Linear) -> None:
+    """The Workshop's tf.zeros weights and biases; a net with hidden layers would keep its hidden units equal."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+
+
+INITS = {"default": None, "xavier_uniform": xavier_uniform, "zeros": zeros}  # default: PyTorch's own
 
 
 class MLP(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_sizes: tuple[int, ...] = (),
-                 activation: str = "relu", dropout: float = 0.0):
+                 activation: str = "relu", dropout: float = 0.0, init: str = "default"):
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} is not one of {', '.join(ACTIVATIONS)}")
+            raise DlbookError(f"model.net.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}.")
+        if init not in INITS:
+            raise DlbookError(f"model.net.init={init!r} is not one of {', '.join(INITS)}.")
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for hidden in hidden_sizes:
@@ -20,8 +41,12 @@ class MLP(nn.Module):
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = hidden
-        layers.append(nn.Linear(width, num_classes))  # logits: the loss applies the softmax
+        layers.append(nn.Linear(width, num_classes))  # logits: the loss applies the softmax (or the sigmoid)
         self.layers = nn.Sequential(*layers)
+        if INITS[init] is not None:
+            for layer in self.layers:
+                if isinstance(layer, nn.Linear):
+                    INITS[init](layer)
 
     def forward(self, x):
         return self.layers(x)
