@@ -15,6 +15,7 @@ def compose_run(tmp_path, overrides=(), config_name: str = "train", run_name: st
                                                              "trainer.accelerator=cpu",
                                                              "++trainer.enable_progress_bar=false"]
     return dlbook_compose_run([*defaults, f"paths.root_dir={tmp_path}", f"paths.data_dir={tmp_path / 'data'}",
+                               f"paths.cache_dir={tmp_path / 'cache'}",
                                *overrides], tmp_path / run_name, config_name)
 
 

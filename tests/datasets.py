@@ -1,10 +1,11 @@
-"""Small datasets written in the real on-disk formats (IDX, CIFAR-10 pickles, image folders).
+"""Small datasets written in the real on-disk formats (IDX, CIFAR-10 pickles, image folders, text files).
 
 The images are scikit-learn's 8x8 digits scaled up, so models trained on them can beat chance.
 """
 
 import gzip
 import pickle
+import random
 import struct
 from pathlib import Path
 
@@ -87,3 +88,31 @@ def write_unpaired_folders(root: Path, digit_a: int = 0, digit_b: int = 1, size:
         folder.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(images[labels == digit][:per_domain]):
             Image.fromarray(image).save(folder / f"{i:04d}.png")
+
+
+# Sentences of a few patterns, so that characters and words are predictable from their context.
+SENTENCES = ("the cat sat on a mat . a dog ran to the park . my friend reads a book at home . we walk in the rain . "
+         "she sings a song .").split(" . ")
+
+
+def write_corpus(path: Path, sentences: int = 1500, seed: int = 0) -> str:
+    """English-like text: short sentences drawn from a few patterns, so characters and words are predictable."""
+    rng = random.Random(seed)
+    lines = [rng.choice(SENTENCES) + " ." for _ in range(sentences)]
+    text = "\n".join(lines) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def write_ptb(folder: Path, seed: int = 0) -> dict[str, list[str]]:
+    """ptb.{train,valid,test}.txt as Mikolov's files are: one sentence a line, words separated and surrounded by
+    spaces, rare words already <unk>."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split, lines in (("train", 1200), ("valid", 150), ("test", 150)):
+        sentences = [rng.choice(SENTENCES).replace("park", rng.choice(["park", "<unk>"])) for _ in range(lines)]
+        (folder / f"ptb.{split}.txt").write_text("".join(f" {sentence} \n" for sentence in sentences))
+        splits[split] = [word for sentence in sentences for word in [*sentence.split(), "<eos>"]]
+    return splits

@@ -35,3 +35,16 @@ def test_speed_options_benchmark_prints_each_option_against_fp32(tmp_path):
     assert set(rows) == {"fp32", "channels_last"}
     (baseline, _), (rate, ratio) = rows["fp32"], rows["channels_last"]
     assert baseline > 0 and ratio == pytest.approx(rate / baseline, rel=1e-2)  # of numbers rounded to 3 places
+
+
+def test_language_model_benchmark_prints_tokens_per_second_and_their_ratio(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "language_model.py"), "--repeats", "1",
+                             "--characters", "5000", "--words", "3000", "--logger", "csv", "model.net.hidden_size=16",
+                             "model.net.embed_dim=16", "data.batch_size=8", "data.seq_length=20"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook / plain", result.stdout, re.MULTILINE)
+    assert [row[0] for row in rows] == ["char_rnn", "word_lm"]
+    for _, plain, dlbook, ratio in rows:
+        plain, dlbook, ratio = float(plain), float(dlbook), float(ratio)
+        assert plain > 0 and dlbook > 0 and ratio == pytest.approx(dlbook / plain, abs=2e-3)

@@ -37,6 +37,7 @@ CONTRACT = {
     "VectorGANTask": "sine_gan",
     "StackGANTask": "stackgan",
     "CycleGANTask": "cyclegan",
+    "LanguageModelTask": "char_rnn",
 }
 
 

@@ -15,7 +15,7 @@ from dlbook.assembly import build_datamodule, build_task
 from dlbook.errors import DlbookError
 from dlbook.train import train
 from tests.conftest import batches_in
-from tests.datasets import write_mnist, write_unpaired_folders
+from tests.datasets import write_corpus, write_mnist, write_ptb, write_unpaired_folders
 from tests.test_configs import choices
 
 # Run lengths. A classifier must beat chance: Adam at 1e-2, not the default 1e-3, gets each one there in 3 epochs
@@ -28,6 +28,9 @@ GENERATIVE = ("trainer.max_epochs=2", "++trainer.limit_train_batches=6", "callba
 # 500 chains of 100 transitions, the first 50 of each left out: the start at the mean has been forgotten.
 SAMPLER = ("data.steps_per_epoch=2", "trainer.max_epochs=2", "model.chains=500", "model.draws_per_step=50",
            "model.burn_in=50", "model.trace_length=100")
+# A small recurrent net, a few epochs of the pattern text at Adam's 1e-2.
+LANGUAGE_MODEL = ("trainer.max_epochs=3", "optimizer.lr=1e-2", "model.net.hidden_size=32", "model.net.num_layers=1",
+                  "data.seq_length=20", "data.batch_size=8", "callbacks.text_samples.length=20")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
 
 
@@ -95,6 +98,9 @@ SMOKE = {
     "pca": Smoke("digits", ("trainer.max_epochs=2", "model.n_components=8")),
     "som": Smoke("digits", ("trainer.max_epochs=3", "++trainer.limit_train_batches=5", "model.rows=5",
                             "model.columns=5")),
+    "char_rnn": Smoke("text_chars", LANGUAGE_MODEL),
+    "word_lm": Smoke("ptb", (*LANGUAGE_MODEL, "model.net.embed_dim=32")),
+    "lstm_mnist": Smoke("digits", (*CLASSIFIER, "model.net.hidden_size=32")),
     "cyclegan": Smoke("unpaired_folders", (*GENERATIVE, "data.batch_size=8", "model.generator.features=8",
                                            "model.generator.blocks=1", "model.discriminator.features=8",
                                            "model.discriminator.layers=2", "model.pool_size=8",
@@ -109,6 +115,8 @@ DATA = {
     "steps": (None, []),  # nothing to read
     "sine": (None, []),  # generated
     "mnist": (write_mnist, ["data.download=false"]),
+    "text_chars": (lambda data_dir: write_corpus(data_dir / "tinyshakespeare" / "input.txt"), ["data.download=false"]),
+    "ptb": (lambda data_dir: write_ptb(data_dir / "PTB"), ["data.download=false"]),
     "unpaired_folders": (lambda data_dir: write_unpaired_folders(data_dir / "unpaired", size=16),
                          ["data.image_size=16"]),
 }
@@ -230,6 +238,17 @@ def figures_of(cfg) -> set[str]:
     return {path.name for path in (Path(cfg.paths.output_dir) / "figures").glob("*.png")}
 
 
+def language_model_uses_its_context(cfg, metrics, objects, columns):
+    assert columns["train/loss"][-1] < 0.7 * columns["train/loss"][0]
+    # A model of no context scores the perplexity of the training tokens' frequencies.
+    train_ids, test_ids = objects["datamodule"].data_train.rows.flatten(), objects["datamodule"].data_test.rows.flatten()
+    frequencies = torch.bincount(train_ids, minlength=objects["datamodule"].spec.vocab_size).double() / len(train_ids)
+    unigram = frequencies[test_ids].log().mean().neg().exp().item()
+    assert metrics["test/perplexity"] < 0.7 * unigram
+    samples = Path(cfg.paths.output_dir) / "samples"
+    assert (samples / "final.txt").is_file() and len(list(samples.glob("epoch_*.txt"))) == cfg.trainer.max_epochs
+
+
 def objective_falls(cfg, metrics, objects, columns):
     assert columns["train/objective"][-1] < 1e-3 * columns["train/objective"][0]
 
@@ -240,7 +259,7 @@ FAMILY_CHECKS = {"PerceptronTask": perceptron_separates_the_table, "Classificati
                  "MinimizeTask": objective_falls, "MonteCarloPiTask": pi_within_four_standard_errors,
                  "MetropolisTask": chain_covariance_near_the_target, "GibbsTask": chain_covariance_near_the_target,
                  "KMeansTask": clusters_follow_the_classes, "PCATask": projection_keeps_the_spread,
-                 "SOMTask": map_comes_near_the_rows,
+                 "SOMTask": map_comes_near_the_rows, "LanguageModelTask": language_model_uses_its_context,
                  **{task: generative_run_counts_its_batches_and_draws_grids
                     for task in ("GANTask", "StackGANTask", "CycleGANTask")}}
 

@@ -54,15 +54,17 @@ class TensorImageDataset(TensorsDataset):
 
 
 class EpochSeededSampler(RandomSampler):
-    """Shuffles with seed + epoch and counts the indices it has given out in the epoch, so a run resumed from a
-    checkpoint written mid-epoch goes on with exactly the batches the interrupted run had not reached.
+    """Shuffles with seed + epoch (or, with shuffle=False, keeps the order) and counts the indices it has given out
+    in the epoch, so a run resumed from a checkpoint written mid-epoch goes on with exactly the batches the
+    interrupted run had not reached.
 
     Subclassing RandomSampler lets Lightning swap in a DistributedSampler (also seed + epoch) under DDP.
     """
 
-    def __init__(self, data_source, seed: int):
+    def __init__(self, data_source, seed: int, shuffle: bool = True):
         super().__init__(data_source)
         self.seed = seed
+        self.shuffle = shuffle
         self.epoch = 0
         self.taken = 0  # indices of this epoch given out so far
         self._resume_at: dict | None = None
@@ -78,8 +80,11 @@ class EpochSeededSampler(RandomSampler):
 
     def __iter__(self):
         # The body runs at the first batch, after Lightning has set the epoch.
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.data_source), generator=generator).tolist()
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(len(self.data_source), generator=generator).tolist()
+        else:
+            order = list(range(len(self.data_source)))
         resume, self._resume_at = self._resume_at, None
         self.taken = resume["taken"] if resume and resume["epoch"] == self.epoch else 0
         for index in order[self.taken:]:
@@ -101,8 +106,9 @@ class BatchLoader(DataLoader):
 
 
 def batch_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
-                 pin_memory: bool = False) -> DataLoader:
-    sampler = EpochSeededSampler(dataset, seed) if shuffle else SequentialSampler(dataset)
+                 pin_memory: bool = False, resumable: bool = False) -> DataLoader:
+    """Batches of one indexing op; shuffled ones (and, with `resumable`, ordered ones) resume mid-epoch."""
+    sampler = (EpochSeededSampler(dataset, seed, shuffle) if shuffle or resumable else SequentialSampler(dataset))
     # A generator of its own: iter(DataLoader) draws a base seed for workers from it, which would otherwise come
     # from the global stream that dropout draws from, and a resumed run's stream would drift.
     return BatchLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,

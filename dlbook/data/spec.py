@@ -100,12 +100,15 @@ class StepsSpec(DataSpec):
 
 @dataclass(frozen=True)
 class TokenSpec(DataSpec):
-    """Sequences of token ids from a vocabulary; `pad_index` fills sequences shorter than `max_length`."""
+    """Sequences of token ids from a vocabulary; `pad_index` fills sequences shorter than `max_length`.
+    `vocabulary` holds the tokens by id where the data has one to decode with (a language model's samples)."""
 
     vocab_size: int
     max_length: int
     pad_index: int | None = None
     num_classes: int = 0  # 0: language modelling (the targets are the next tokens)
+    vocabulary: tuple[str, ...] = ()
+    separator: str = ""  # what joins decoded tokens: "" for characters, " " for words
     kind = "token_sequences"
 
     def describe(self) -> str:
@@ -116,14 +119,34 @@ class TokenSpec(DataSpec):
 
 @dataclass(frozen=True)
 class TimeSeriesSpec(DataSpec):
-    """Windows of `window` steps of `num_series` series, predicting the next `horizon` steps."""
+    """Windows of `window` steps of `num_series` series, predicting the next `horizon` steps of the first; with
+    forecast=False, `horizon` values of the whole sequence instead (the number of ones in it)."""
 
     window: int
     horizon: int
     num_series: int = 1
+    series_names: tuple[str, ...] = ()
+    target_names: tuple[str, ...] = ()
+    # Values arrive scaled; a task reports its errors in the original units with the targets' offset and scale.
+    target_mean: tuple[float, ...] = ()
+    target_std: tuple[float, ...] = ()
+    forecast: bool = True
     kind = "time_series"
+    is_regression = True
+
+    @property
+    def num_targets(self) -> int:
+        return self.horizon
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """A window's shape, (steps, series), as sequence nets read it."""
+        return (self.window, self.num_series)
 
     def describe(self) -> str:
+        if not self.forecast:
+            return (f"{self.kind}, sequences of {self.window} steps -> {self.horizon} "
+                    f"{'value' if self.horizon == 1 else 'values'} of the whole sequence")
         return f"{self.kind}, {self.num_series} series, windows of {self.window} -> next {self.horizon}"
 
 
