@@ -82,6 +82,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert two["test/acc"] > 0.5
 
 
+@pytest.mark.slow  # a minute: two processes of a GAN; DDP itself is checked by test_ddp_on_two_cpu_processes
 def test_gan_on_two_cpu_processes_keeps_both_nets_in_step(tmp_path):
     # Its discriminator and generator steps are separate backward passes, each through part of the model.
     ddp = run("train.py", "model=gan", "trainer=ddp_cpu", "trainer.max_epochs=2", *QUIET,
@@ -97,6 +98,7 @@ def test_gan_on_two_cpu_processes_keeps_both_nets_in_step(tmp_path):
     assert list((run_dir / "samples").glob("step_*.png"))
 
 
+@pytest.mark.slow  # two minutes: a sweep of DDP jobs
 def test_ddp_inside_a_sweep(tmp_path):
     result = run("train.py", "-m", "trainer=ddp_cpu", "optimizer.lr=1e-3,3e-4", "trainer.max_epochs=1", *QUIET,
                  cwd=tmp_path)
@@ -183,7 +185,9 @@ def start_until_first_checkpoint(command: list[str], cwd: Path, env: dict) -> tu
     raise AssertionError(f"no checkpoint appeared: {process.communicate()[0][-3000:]}")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+# SIGTERM in the default run; the other two take the same path, each a training process of its own.
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGUSR1, marks=pytest.mark.slow),
+                                    pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_stop_signal_saves_the_newest_state_and_says_how_to_continue(tmp_path, signum):
     env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data")}
     process, last = start_until_first_checkpoint(

@@ -33,6 +33,7 @@ class BatchLayouts(Callback):
         module.net.register_forward_pre_hook(record)
 
 
+@pytest.mark.slow  # two minutes of torch.compile on the CPU
 def test_compiled_nets_learn_and_their_checkpoint_evaluates_uncompiled(run_config, tmp_path):
     from torch._dynamo.utils import counters
 

@@ -23,6 +23,9 @@ class RNNLanguageModel(nn.Module):
             raise DlbookError(f"model.net.tie_weights=true shares the embedding with the decoder, so it needs "
                               f"learned embeddings as wide as the hidden state: embed_dim={embed_dim}, "
                               f"hidden_size={hidden_size}, one_hot={one_hot}.")
+        if recurrent.get("bidirectional"):
+            raise DlbookError("model.net.bidirectional=true would let the model read the token it predicts: a "
+                              "language model reads left to right only.")
         self.vocab_size = vocab_size
         self.embedding = None if one_hot else nn.Embedding(vocab_size, embed_dim)
         self.dropout = nn.Dropout(dropout)
