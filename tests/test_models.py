@@ -31,6 +31,9 @@ SAMPLER = ("data.steps_per_epoch=2", "trainer.max_epochs=2", "model.chains=500",
 # A small recurrent net, a few epochs of the pattern text at Adam's 1e-2.
 LANGUAGE_MODEL = ("trainer.max_epochs=3", "optimizer.lr=1e-2", "model.net.hidden_size=32", "model.net.num_layers=1",
                   "data.seq_length=20", "data.batch_size=8", "callbacks.text_samples.length=20")
+# Short binary sequences to count the ones of, at Adam's 1e-2.
+SEQUENCES = ("data.num_sequences=256", "data.test_sequences=64", "data.length=8", "trainer.max_epochs=5",
+             "optimizer.lr=1e-2")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
 
 
@@ -101,6 +104,13 @@ SMOKE = {
     "char_rnn": Smoke("text_chars", LANGUAGE_MODEL),
     "word_lm": Smoke("ptb", (*LANGUAGE_MODEL, "model.net.embed_dim=32")),
     "lstm_mnist": Smoke("digits", (*CLASSIFIER, "model.net.hidden_size=32")),
+    "seq_regressor": Smoke("count_ones", SEQUENCES),
+    "conv1d_regressor": Smoke("count_ones", (*SEQUENCES, "model.net.kernel_size=3", "model.net.pool_size=2")),
+    "conv_rnn_regressor": Smoke("count_ones", SEQUENCES),
+    # Two scalar weights from a small start: a larger rate, and every sequence's count near its mean at first.
+    "linear_rnn": Smoke("count_ones", ("data.num_sequences=64", "data.test_sequences=16", "data.length=8",
+                                       "trainer.max_epochs=5", "optimizer.lr=0.05", "model.net.init_u=0.5",
+                                       "model.net.init_w=0.5")),
     "cyclegan": Smoke("unpaired_folders", (*GENERATIVE, "data.batch_size=8", "model.generator.features=8",
                                            "model.generator.blocks=1", "model.discriminator.features=8",
                                            "model.discriminator.layers=2", "model.pool_size=8",
@@ -114,6 +124,7 @@ DATA = {
     "truth_table": (None, []),  # generated
     "steps": (None, []),  # nothing to read
     "sine": (None, []),  # generated
+    "count_ones": (None, []),  # generated
     "mnist": (write_mnist, ["data.download=false"]),
     "text_chars": (lambda data_dir: write_corpus(data_dir / "tinyshakespeare" / "input.txt"), ["data.download=false"]),
     "ptb": (lambda data_dir: write_ptb(data_dir / "PTB"), ["data.download=false"]),

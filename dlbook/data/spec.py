@@ -131,6 +131,7 @@ class TimeSeriesSpec(DataSpec):
     target_mean: tuple[float, ...] = ()
     target_std: tuple[float, ...] = ()
     forecast: bool = True
+    newest_first: bool = False  # each window's steps in reverse order, its last value first
     kind = "time_series"
     is_regression = True
 
