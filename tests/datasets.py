@@ -116,3 +116,23 @@ def write_ptb(folder: Path, seed: int = 0) -> dict[str, list[str]]:
         (folder / f"ptb.{split}.txt").write_text("".join(f" {sentence} \n" for sentence in sentences))
         splits[split] = [word for sentence in sentences for word in [*sentence.split(), "<eos>"]]
     return splits
+
+
+# Reviews whose sentiment words are plain, so that a small classifier tells them apart.
+POSITIVE = ("great", "wonderful", "superb", "moving", "brilliant", "delightful")
+NEGATIVE = ("awful", "boring", "dreadful", "terrible", "dull", "clumsy")
+NEUTRAL = ("the", "film", "plot", "actor", "scene", "story", "camera", "music", "and", "was", "a", "of", "it")
+
+
+def write_reviews(data_dir: Path, split: str = "train", per_class: int = 40, seed: int = 0) -> None:
+    """<data_dir>/aclImdb/<split>/{pos,neg}/<id>_<rating>.txt: a dozen neutral words, three of the class's
+    sentiment words, an HTML line break and punctuation, and a word of the review's own (critic<n>)."""
+    generator = random.Random(seed)
+    for label, (name, words) in enumerate((("neg", NEGATIVE), ("pos", POSITIVE))):
+        folder = data_dir / "aclImdb" / split / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            chosen = [generator.choice(NEUTRAL) for _ in range(12)] + [generator.choice(words) for _ in range(3)]
+            generator.shuffle(chosen)
+            text = f"{' '.join(chosen[:7]).capitalize()}!<br /><br />{', '.join(chosen[7:])}. Critic{split}{name}{i}"
+            (folder / f"{i}_{generator.randint(7, 10) if label else generator.randint(1, 4)}.txt").write_text(text)

@@ -11,12 +11,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_dcgan_benchmark_prints_both_throughputs_and_their_ratio(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "dcgan.py"), "--batches", "3",
-                             "--repeats", "1", "model.generator.features=8", "model.discriminator.features=8"],
+def run_benchmark(tmp_path, script: str, *arguments: str) -> str:
+    """scripts/bench/<script> with arguments, its scratch files under tmp_path; its output, once it has succeeded."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / script), *arguments],
                             capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    numbers = re.search(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook / plain", result.stdout, re.MULTILINE)
+    return result.stdout
+
+
+def test_dcgan_benchmark_prints_both_throughputs_and_their_ratio(tmp_path):
+    stdout = run_benchmark(tmp_path, "dcgan.py", "--batches", "3", "--repeats", "1", "model.generator.features=8",
+                           "model.discriminator.features=8")
+    numbers = re.search(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook / plain", stdout, re.MULTILINE)
     plain, dlbook, ratio = map(float, numbers.groups())
     # all three are printed to 3 decimals: the ratio of the printed throughputs is off by at most their rounding
     rounding = 5e-4 + (dlbook / plain) * (5e-4 / plain + 5e-4 / dlbook)
@@ -24,27 +30,33 @@ def test_dcgan_benchmark_prints_both_throughputs_and_their_ratio(tmp_path):
 
 
 def test_speed_options_benchmark_prints_each_option_against_fp32(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "speed_options.py"), "--batches", "3",
-                             "--warmup", "1", "--width", "4", "--batch-size", "8",
-                             "--options", "channels_last", "data_on_device"],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "skipped data_on_device: it needs a GPU" in result.stdout
+    stdout = run_benchmark(tmp_path, "speed_options.py", "--batches", "3", "--warmup", "1", "--width", "4",
+                           "--batch-size", "8", "--options", "channels_last", "data_on_device")
+    assert "skipped data_on_device: it needs a GPU" in stdout
     rows = {option: (float(rate), float(ratio)) for option, rate, ratio
-            in re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)x", result.stdout, re.MULTILINE)}
+            in re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)x", stdout, re.MULTILINE)}
     assert set(rows) == {"fp32", "channels_last"}
     (baseline, _), (rate, ratio) = rows["fp32"], rows["channels_last"]
     assert baseline > 0 and ratio == pytest.approx(rate / baseline, rel=1e-2)  # of numbers rounded to 3 places
 
 
 def test_language_model_benchmark_prints_tokens_per_second_and_their_ratio(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "language_model.py"), "--repeats", "1",
-                             "--characters", "5000", "--words", "3000", "--logger", "csv", "model.net.hidden_size=16",
-                             "model.net.embed_dim=16", "data.batch_size=8", "data.seq_length=20"],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    rows = re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook / plain", result.stdout, re.MULTILINE)
+    stdout = run_benchmark(tmp_path, "language_model.py", "--repeats", "1", "--characters", "5000", "--words", "3000",
+                           "--logger", "csv", "model.net.hidden_size=16", "model.net.embed_dim=16", "data.batch_size=8",
+                           "data.seq_length=20")
+    rows = re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook / plain", stdout, re.MULTILINE)
     assert [row[0] for row in rows] == ["char_rnn", "word_lm"]
     for _, plain, dlbook, ratio in rows:
         plain, dlbook, ratio = float(plain), float(dlbook), float(ratio)
         assert plain > 0 and dlbook > 0 and ratio == pytest.approx(dlbook / plain, abs=2e-3)
+
+
+def test_imdb_pipeline_benchmark_prints_the_cache_and_the_pipelines_share(tmp_path):
+    stdout = run_benchmark(tmp_path, "imdb_pipeline.py", "--reviews", "200", "--words", "40", "model.net.hidden_size=8",
+                           "data.batch_size=32")
+    row = re.search(r"^\s*200\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", stdout, re.MULTILINE)
+    first, cached, epoch, batches, share = map(float, row.groups())
+    assert min(first, cached, epoch, batches) > 0
+    # of numbers printed to 3 and 4 decimals: the ratio of the printed ones is off by at most their rounding
+    rounding = 5e-5 + 5e-5 / epoch + batches * 5e-4 / epoch ** 2
+    assert share == pytest.approx(batches / epoch, abs=1.01 * rounding)

@@ -24,6 +24,7 @@ from tests.test_models import SMOKE, data_overrides
 # Each task, by the model whose smoke case stands for it.
 CONTRACT = {
     "ClassificationTask": "mlp",
+    "SequenceClassificationTask": "rnn_classifier",
     "RegressionTask": "linear_regression",
     "PerceptronTask": "perceptron",
     "MinimizeTask": "minimize",

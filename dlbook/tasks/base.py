@@ -239,6 +239,25 @@ class Task(L.LightningModule):
             torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+class LossTask(Task):
+    """A task trained on one loss whose training, validation and test steps compute the same thing: subclasses
+    give `loss_step(batch, stage)`, which logs the stage's values and returns the batch's loss."""
+
+    def loss_step(self, batch, stage: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss_step(batch, "train")
+        self.watch_loss(loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.loss_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self.loss_step(batch, "test")
+
+
 class ManualOptimizationTask(Task):
     """A task that steps its own optimizers (GANs), and their schedulers at their configured interval. Its steps
     and samples are paced by `batches` (Lightning's global_step counts optimizer steps)."""

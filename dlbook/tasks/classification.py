@@ -1,5 +1,6 @@
-"""Classification of labelled images or of table rows with class targets: cross-entropy on logits, or, with
-`binary`, one logit and binary cross-entropy (logistic regression, the books' nets with one sigmoid output)."""
+"""Classification of labelled images, of table rows with class targets, or of token sequences (reviews): cross-entropy
+on logits, or, with `binary`, one logit and binary cross-entropy (logistic regression, the books' nets with one
+sigmoid output)."""
 
 from collections.abc import Callable
 
@@ -7,13 +8,13 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from dlbook.data.spec import DataSpec, ImageSpec, TabularSpec
+from dlbook.data.spec import DataSpec, ImageSpec, TabularSpec, TokenSpec
 from dlbook.errors import DlbookError, IncompatibleDataError
 from dlbook.plots import decision_regions, new_figure, scatter
-from dlbook.tasks.base import Task
+from dlbook.tasks.base import LossTask
 
 
-class ClassificationTask(Task):
+class ClassificationTask(LossTask):
     """`binary`: one logit for two-class data, trained with BCE on the logit and read as class 1 where it is
     positive. `row_probabilities` (with binary, on tables): the probability of class 1 of the first that many
     test rows, logged as `test/p_row<i>`, as the books print them for truth tables. On tables of two features, the
@@ -45,8 +46,15 @@ class ClassificationTask(Task):
                                         f"(model.row_probabilities={row_probabilities})")
         self.binary = binary
         self.row_probabilities = row_probabilities
+        self.net = self.build_net(net, data_spec, 1 if binary else data_spec.num_classes)
+        self.criterion = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.val_acc_best = self.best_of_run(MaxMetric)
+
+    @staticmethod
+    def build_net(net: Callable[..., nn.Module], data_spec: DataSpec, num_outputs: int) -> nn.Module:
+        """The net sized by the data: input_shape for images and table rows."""
         try:
-            self.net = net(input_shape=data_spec.input_shape, num_classes=1 if binary else data_spec.num_classes)
+            return net(input_shape=data_spec.input_shape, num_classes=num_outputs)
         except (ValueError, TypeError) as error:
             if not isinstance(data_spec, TabularSpec):
                 raise
@@ -54,8 +62,6 @@ class ClassificationTask(Task):
             name = getattr(getattr(net, "func", net), "__name__", "the net")
             raise IncompatibleDataError(f"{name} takes images (channels, height, width); the data gives rows of "
                                         f"{data_spec.num_features} features ({error})") from None
-        self.criterion = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.val_acc_best = self.best_of_run(MaxMetric)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits: (N, classes), or (N, 1) with binary."""
@@ -64,7 +70,7 @@ class ClassificationTask(Task):
     def classes(self, logits: torch.Tensor) -> torch.Tensor:
         return (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def loss_step(self, batch, stage: str) -> torch.Tensor:
         inputs, labels = batch
         logits = self(inputs)
         loss = self.criterion(logits[:, 0], labels.float()) if self.binary else self.criterion(logits, labels)
@@ -73,17 +79,6 @@ class ClassificationTask(Task):
         self.log_epoch_mean(f"{stage}/loss", loss, len(labels))
         self.log_epoch_sum(f"{stage}/acc", (self.classes(logits) == labels).sum(), len(labels))
         return loss
-
-    def training_step(self, batch, batch_idx):
-        loss = self._step(batch, "train")
-        self.watch_loss(loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
@@ -119,3 +114,19 @@ class ClassificationTask(Task):
         axes.set(xlabel=spec.feature_names[0], ylabel=spec.feature_names[1],
                  title=f"Decision regions, {split} rows")
         return {f"decision_regions_{split}": figure}
+
+
+class SequenceClassificationTask(ClassificationTask):
+    """One class for each whole token sequence (a review's sentiment), its net sized by the vocabulary: `vocab_size`,
+    `pad_index` and `max_length` of the data's TokenSpec. A task of its own so that image and table nets are refused
+    token data, and sequence nets images, by the data's kind before anything is built."""
+
+    accepts = (TokenSpec,)
+
+    @staticmethod
+    def build_net(net: Callable[..., nn.Module], data_spec: TokenSpec, num_outputs: int) -> nn.Module:
+        if not data_spec.num_classes:
+            raise IncompatibleDataError("it predicts one class a sequence; the data's targets are next tokens, "
+                                        "with no classes")
+        return net(vocab_size=data_spec.vocab_size, pad_index=data_spec.pad_index, max_length=data_spec.max_length,
+                   num_classes=num_outputs)

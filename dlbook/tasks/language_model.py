@@ -10,7 +10,7 @@ from torchmetrics import MinMetric
 
 from dlbook.data.spec import DataSpec, TokenSpec
 from dlbook.errors import DlbookError, IncompatibleDataError
-from dlbook.tasks.base import Task
+from dlbook.tasks.base import LossTask
 
 STATE_KEY = "dlbook_carried_state"  # checkpoint entry: the training state the next window starts from
 
@@ -19,7 +19,7 @@ def detached(state):
     return tuple(part.detach() for part in state) if isinstance(state, tuple) else state.detach()
 
 
-class LanguageModelTask(Task):
+class LanguageModelTask(LossTask):
     """`carry_state`: each batch starts from the state the previous batch of its split ended in (detached, so
     gradients flow through `data.seq_length` steps: truncated BPTT), reset when an epoch starts; false starts
     every window from zeros. Logs `<stage>/loss` (nats per token), `<stage>/perplexity` and
@@ -44,7 +44,7 @@ class LanguageModelTask(Task):
     def forward(self, tokens: torch.Tensor, state=None):
         return self.net(tokens, state)
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def loss_step(self, batch, stage: str) -> torch.Tensor:
         inputs, targets = batch
         logits, state = self(inputs, self.states.get(stage) if self.carry_state else None)
         if self.carry_state:
@@ -52,17 +52,6 @@ class LanguageModelTask(Task):
         loss = self.criterion(logits.flatten(0, 1), targets.flatten())
         self.log_epoch_mean(f"{stage}/loss", loss, targets.numel())
         return loss
-
-    def training_step(self, batch, batch_idx):
-        loss = self._step(batch, "train")
-        self.watch_loss(loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     # Each epoch reads its split from the start, from a zero state; a run resumed mid-epoch goes on from the
     # state its checkpoint kept.
