@@ -38,7 +38,8 @@ def test_every_choice_composes(run_config, group, choice):
 
 
 # Experiments not from the books name their source and its reported result instead.
-NOT_FROM_BOOKS = {"cifar10_speedrun": ("Myrtle.ai", "94% test accuracy")}
+NOT_FROM_BOOKS = {"cifar10_speedrun": ("Myrtle.ai", "94% test accuracy"),
+                  "word_lm_ptb_zaremba_small": ("Zaremba", "quote no PTB perplexity")}
 
 
 def test_experiments_name_their_book_and_result():

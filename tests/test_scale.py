@@ -45,6 +45,7 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert float(rows[1]["test/acc"]) > 0.5 and "at_epoch=99" in rows[1]["overrides"]
 
 
+@pytest.mark.slow  # half a minute of Optuna trials (test-all); basic sweeps run in test_cli.py by default
 def test_optuna_study_in_sqlite_resumes_and_takes_failed_trials(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     search = ["hparams_search=mnist_optuna", "data=digits", "trainer.max_epochs=1", "hydra.sweeper.n_trials=2",
