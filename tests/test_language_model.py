@@ -192,3 +192,13 @@ def test_a_run_stopped_mid_epoch_resumes_with_the_carried_state(run_config, tmp_
     assert objects["trainer"].global_step == 2 * steps_per_epoch
     for name in ("train/loss", "val/loss", "test/loss", "test/perplexity"):
         assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-5), name
+
+
+def test_several_processes_are_refused_before_the_windows_are_dealt_out(tmp_path):
+    from types import SimpleNamespace
+
+    write_corpus(tmp_path / "tinyshakespeare" / "input.txt")
+    datamodule = CharTextDataModule(data_dir=str(tmp_path), seq_length=20, batch_size=8)
+    datamodule.trainer = SimpleNamespace(world_size=2)
+    with pytest.raises(DlbookError, match="trainer.devices=1"):
+        datamodule.setup("fit")

@@ -91,6 +91,11 @@ class TokenStreamDataModule(DataModule):
                          separator=self.separator)
 
     def setup(self, stage: str | None = None) -> None:
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning would swap in a DistributedSampler, dealing windows to processes out of order.
+            raise DlbookError(f"data={self.name} reads each stream's windows in order and carries the state from one "
+                              f"to the next, which {self.trainer.world_size} processes would split apart: train "
+                              f"language models in one process (trainer.devices=1, not trainer=ddp).")
         if self.data_train is not None:
             return
         splits, self.vocabulary = self.read_splits()
