@@ -14,7 +14,7 @@ from dlbook.errors import DatasetNotFoundError, DlbookError
 from dlbook.nets.sequence.rnn_classifier import RNNClassifier
 from dlbook.nets.sequence.text_cnn import TextCNN
 from dlbook.train import train
-from tests.datasets import NEGATIVE, POSITIVE, write_reviews
+from tests.datasets import write_reviews
 
 def files_under(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(path): (path.stat().st_size, path.stat().st_mtime_ns) for path in folder.rglob("*")}

@@ -96,7 +96,6 @@ def test_generation_from_a_checkpoint_is_reproducible_with_a_seed(run_config, tm
 
 def test_the_carried_state_continues_the_previous_window(run_config, tmp_path):
     from dlbook.assembly import build_datamodule, build_task
-    from dlbook.utils.config import choices
 
     write_corpus(tmp_path / "data" / "tinyshakespeare" / "input.txt")
     cfg = run_config(CHAR_RNN)

