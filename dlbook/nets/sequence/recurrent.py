@@ -30,13 +30,12 @@ class RecurrentLayer(nn.Module):
             raise DlbookError(f"cell={cell!r} is not one of {', '.join(CELLS)}.")
         if implementation not in IMPLEMENTATIONS:
             raise DlbookError(f"implementation={implementation!r} is not one of {', '.join(IMPLEMENTATIONS)}.")
-        options = {"peephole": (peephole, "lstm"), "reset_after": (not reset_after, "gru")}
-        for name, (asked, for_cell) in options.items():
+        # Settings away from their defaults, and the one cell each belongs to.
+        cell_options = {"peephole=true": (peephole, "lstm"), "reset_after=false": (not reset_after, "gru"),
+                        f"nonlinearity={nonlinearity}": (nonlinearity != "tanh", "rnn")}
+        for setting, (asked, for_cell) in cell_options.items():
             if asked and cell != for_cell:
-                raise DlbookError(f"{name}={not asked if name == 'reset_after' else asked} is an option of the "
-                                  f"{for_cell} cell; this layer's cell is {cell}.")
-        if nonlinearity != "tanh" and cell != "rnn":
-            raise DlbookError(f"nonlinearity={nonlinearity!r} is an option of the rnn cell; this layer's is {cell}.")
+                raise DlbookError(f"{setting} is an option of the {for_cell} cell; this layer's cell is {cell}.")
         scratch_only = [name for name, on in (("peephole=true", peephole), ("reset_after=false", not reset_after),
                                               ("hidden_bias=false", not hidden_bias),
                                               (f"nonlinearity={nonlinearity}", nonlinearity not in ("tanh", "relu")))
