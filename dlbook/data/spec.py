@@ -118,6 +118,44 @@ class TokenSpec(DataSpec):
 
 
 @dataclass(frozen=True)
+class CorpusSpec(DataSpec):
+    """The words of a text corpus, for learning a vector per word (and per document): the vocabulary by id, most
+    frequent first, and the number of documents the corpus is cut into."""
+
+    vocab_size: int
+    vocabulary: tuple[str, ...] = ()
+    num_documents: int = 0
+    kind = "word_corpus"
+
+    def describe(self) -> str:
+        documents = f", {self.num_documents} documents" if self.num_documents else ""
+        return f"{self.kind}, vocabulary {self.vocab_size}{documents}"
+
+
+@dataclass(frozen=True)
+class PairSpec(DataSpec):
+    """Pairs of token sequences, a source and its target (a sentence and its translation, a sequence and its
+    reversal): each side's vocabulary and longest sequence, and the special ids both sides share. Target
+    sequences start with `start_index` and end with `end_index`; `pad_index` fills both sides' batches."""
+
+    source_vocab_size: int
+    target_vocab_size: int
+    max_source_length: int
+    max_target_length: int
+    pad_index: int = 0
+    start_index: int = 1
+    end_index: int = 2
+    source_vocabulary: tuple[str, ...] = ()
+    target_vocabulary: tuple[str, ...] = ()
+    separator: str = " "  # what joins decoded tokens
+    kind = "sequence_pairs"
+
+    def describe(self) -> str:
+        return (f"{self.kind}, vocabularies {self.source_vocab_size} -> {self.target_vocab_size}, lengths up to "
+                f"{self.max_source_length} -> {self.max_target_length}")
+
+
+@dataclass(frozen=True)
 class TimeSeriesSpec(DataSpec):
     """Windows of `window` steps of `num_series` series, predicting the next `horizon` steps of the first; with
     forecast=False, `horizon` values of the whole sequence instead (the number of ones in it)."""
