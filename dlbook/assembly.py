@@ -91,6 +91,8 @@ def restore_task(path: Path, reader: str):
 
     checkpoint = load_checkpoint(path)
     run_cfg, choices = saved_run_config(checkpoint, path, reader)
+    if OmegaConf.select(run_cfg, "model.embedding.pretrained"):  # it started training; the checkpoint holds the rest
+        run_cfg.model.embedding.pretrained = None
     datamodule = instantiate(run_cfg.data)
     datamodule_state = checkpoint.get(type(datamodule).__qualname__)
     if datamodule_state:  # e.g. an image folder's mean and std

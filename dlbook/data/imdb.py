@@ -134,7 +134,10 @@ class IMDBDataModule(DataModule):
 
     @property
     def spec(self) -> TokenSpec:
-        return TokenSpec(self.vocab_size, self.max_length, PAD, len(CLASSES))
+        if self.vocabulary is None:  # the words, for pretrained vectors: from the cache after the first run
+            self.setup("fit")
+        return TokenSpec(self.vocab_size, self.max_length, PAD, len(CLASSES), vocabulary=tuple(self.vocabulary),
+                         separator=" ")
 
     @classmethod
     def fixed_spec(cls, data_cfg: DictConfig) -> TokenSpec:

@@ -9,6 +9,7 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from dlbook.data.spec import DataSpec, ImageSpec, TabularSpec, TokenSpec
+from dlbook.data.vectors import use_pretrained_vectors
 from dlbook.errors import DlbookError, IncompatibleDataError
 from dlbook.plots import decision_regions, new_figure, scatter
 from dlbook.tasks.base import LossTask
@@ -118,10 +119,16 @@ class ClassificationTask(LossTask):
 
 class SequenceClassificationTask(ClassificationTask):
     """One class for each whole token sequence (a review's sentiment), its net sized by the vocabulary: `vocab_size`,
-    `pad_index` and `max_length` of the data's TokenSpec. A task of its own so that image and table nets are refused
+    `pad_index` and `max_length` of the data's TokenSpec; `embedding.pretrained` starts its embedding from a word-vector
+    file (see dlbook/data/vectors.py). A task of its own so that image and table nets are refused
     token data, and sequence nets images, by the data's kind before anything is built."""
 
     accepts = (TokenSpec,)
+
+    def __init__(self, net: Callable[..., nn.Module], data_spec: DataSpec, optimizer: Callable,
+                 scheduler: dict | None = None, embedding: dict | None = None, **settings):
+        super().__init__(net, data_spec, optimizer, scheduler, **settings)
+        use_pretrained_vectors(self.net, data_spec, **(embedding or {}))
 
     @staticmethod
     def build_net(net: Callable[..., nn.Module], data_spec: TokenSpec, num_outputs: int) -> nn.Module:

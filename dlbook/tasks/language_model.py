@@ -9,6 +9,7 @@ from torch import nn
 from torchmetrics import MinMetric
 
 from dlbook.data.spec import DataSpec, TokenSpec
+from dlbook.data.vectors import use_pretrained_vectors
 from dlbook.errors import DlbookError, IncompatibleDataError
 from dlbook.tasks.base import LossTask
 
@@ -23,18 +24,20 @@ class LanguageModelTask(LossTask):
     """`carry_state`: each batch starts from the state the previous batch of its split ended in (detached, so
     gradients flow through `data.seq_length` steps: truncated BPTT), reset when an epoch starts; false starts
     every window from zeros. Logs `<stage>/loss` (nats per token), `<stage>/perplexity` and
-    `<stage>/bits_per_token` (bits per character for a character model)."""
+    `<stage>/bits_per_token` (bits per character for a character model). `embedding.pretrained`: a word-vector
+    file that starts a word model's embedding (dlbook/data/vectors.py)."""
 
     accepts = (TokenSpec,)
     summary_metrics = (("test/perplexity", "Test perplexity"), ("val/perplexity", "Validation perplexity"))
 
     def __init__(self, net: Callable[..., nn.Module], data_spec: DataSpec, optimizer: Callable,
-                 scheduler: dict | None = None, carry_state: bool = True):
+                 scheduler: dict | None = None, carry_state: bool = True, embedding: dict | None = None):
         super().__init__(data_spec, optimizer, scheduler)
         if data_spec.num_classes:
             raise IncompatibleDataError(f"it predicts the next token; the data gives sequences of "
                                         f"{data_spec.num_classes} classes")
         self.net = net(vocab_size=data_spec.vocab_size)
+        use_pretrained_vectors(self.net, data_spec, **(embedding or {}))
         self.carry_state = carry_state
         self.criterion = nn.CrossEntropyLoss()
         self.states: dict[str, object] = {}  # the state each split's last batch ended in
