@@ -114,12 +114,16 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from dlbook.assembly import build_datamodule, build_task
-    from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, resolve_checkpoint
+    from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, newest_checkpoint, resolve_checkpoint
 
     output_dir = HydraConfig.get().runtime.output_dir
     run_choices = choices()
-    ckpt_path = (resolve_checkpoint(cfg.ckpt_path, output_dir) if cfg.get("ckpt_path")
-                 else requeued_job_checkpoint(output_dir))
+    if cfg.get("ckpt_path") == "auto":  # a preemptible job's one setting: resume if run_dir has a checkpoint
+        ckpt_path = newest_checkpoint(output_dir)
+        log.info(f"ckpt_path=auto: {f'resuming from {ckpt_path}' if ckpt_path else 'no checkpoint yet, starting'}")
+    else:
+        ckpt_path = (resolve_checkpoint(cfg.ckpt_path, output_dir) if cfg.get("ckpt_path")
+                     else requeued_job_checkpoint(output_dir))
     restore = cfg.get("ckpt_restore", "full")
     if restore not in RESTORE_MODES:
         raise DlbookError(f"ckpt_restore={restore} is not one of {', '.join(RESTORE_MODES)}.")

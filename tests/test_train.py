@@ -49,6 +49,21 @@ def test_resume_continues_epochs_steps_and_optimizer(run_config, tmp_path):
     assert epochs_logged == [0, 1, 2]
 
 
+def test_auto_resume_starts_fresh_then_goes_on_from_the_newest_whole_checkpoint(run_config, tmp_path, caplog):
+    job = ["ckpt_path=auto", "test=false", "trainer.max_epochs=1"]
+    _, objects = train(run_config(job))  # nothing to resume yet
+    steps_per_epoch = objects["trainer"].global_step
+    checkpoints = tmp_path / "run" / "checkpoints"
+    _, objects = train(run_config([*job, "trainer.max_epochs=2"]))  # the job started again, longer
+    assert objects["trainer"].global_step == 2 * steps_per_epoch
+    # A kill cut the newest checkpoint short: the one before it is resumed from, and named.
+    written = torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"]
+    (checkpoints / "epoch_cut.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    _, objects = train(run_config([*job, "trainer.max_epochs=3"]))
+    assert objects["trainer"].global_step == written + steps_per_epoch
+    assert "passes over" in caplog.text and "epoch_cut.ckpt" in caplog.text
+
+
 def test_eval_reproduces_test_metric(run_config, tmp_path):
     trained, _ = train(run_config(["trainer.max_epochs=3"]))
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"

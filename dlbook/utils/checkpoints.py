@@ -1,13 +1,35 @@
 """Finding and checking checkpoints before Lightning touches them, so a bad path is one clear error."""
 
+import logging
 import zipfile
 from pathlib import Path
 
 from dlbook.errors import CheckpointError
 
+log = logging.getLogger("dlbook")
+
+
+def newest_checkpoint(output_dir: str) -> Path | None:
+    """ckpt_path=auto: the run directory's most recently written checkpoint that is whole, or None when it has
+    none (a fresh start). One cut short by a kill is passed over for the one before it."""
+    folder = Path(output_dir) / "checkpoints"
+    written = sorted(folder.glob("*.ckpt"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    for path in written:
+        if zipfile.is_zipfile(path):
+            return path.resolve()
+        log.warning(f"ckpt_path=auto passes over {path}: it is not a whole checkpoint (cut short?).")
+    return None
+
 
 def resolve_checkpoint(ckpt_path: str, output_dir: str) -> Path:
-    """`last`/`best` name the checkpoints of the run directory; a directory means its best.ckpt; else a file."""
+    """`last`/`best` name the checkpoints of the run directory, `auto` its newest; a directory means its
+    best.ckpt; else a file."""
+    if ckpt_path == "auto":
+        path = newest_checkpoint(output_dir)
+        if path is None:
+            raise CheckpointError(f"ckpt_path=auto found no checkpoint in {Path(output_dir) / 'checkpoints'}: pass "
+                                  f"run_dir=<a run directory> or ckpt_path=<file.ckpt>.")
+        return path
     if ckpt_path in ("last", "best"):
         path = Path(output_dir) / "checkpoints" / f"{ckpt_path}.ckpt"
         if not path.exists():
