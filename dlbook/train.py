@@ -146,6 +146,11 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         if restore == "weights":  # fine-tuning: the weights, but a fresh optimizer, schedule and count
             model.load_state_dict(checkpoint["state_dict"])
         del checkpoint
+    if cfg.trainer.get("accumulate_grad_batches", 1) != 1 and not model.automatic_optimization:
+        raise DlbookError(f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: "
+                          f"model={run_choices.get('model')} steps its own optimizers (several per batch), which "
+                          f"Lightning cannot accumulate for; set trainer.accumulate_grad_batches=1 and a larger "
+                          f"data.batch_size instead.")
     apply_speed_options(model, cfg.get("channels_last", False), mode)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     model.run_config = {"config": resolved, "choices": run_choices}

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from dlbook.errors import DlbookError
 from dlbook.eval import evaluate
 from dlbook.train import train
 
@@ -62,6 +63,13 @@ def test_auto_resume_starts_fresh_then_goes_on_from_the_newest_whole_checkpoint(
     _, objects = train(run_config([*job, "trainer.max_epochs=3"]))
     assert objects["trainer"].global_step == written + steps_per_epoch
     assert "passes over" in caplog.text and "epoch_cut.ckpt" in caplog.text
+
+
+def test_accumulated_gradients_step_once_every_few_batches(run_config):
+    _, objects = train(run_config(["trainer.max_epochs=1", "test=false", "trainer.accumulate_grad_batches=3"]))
+    assert objects["trainer"].global_step == -(-objects["trainer"].num_training_batches // 3)
+    with pytest.raises(DlbookError, match=r"trainer.accumulate_grad_batches=2: model=gan steps its own"):
+        train(run_config(["model=gan", "trainer.accumulate_grad_batches=2"]))
 
 
 def test_eval_reproduces_test_metric(run_config, tmp_path):
