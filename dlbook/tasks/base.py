@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from dlbook.data.spec import DataSpec
+from dlbook.data.spec import DataSpec, TokenSpec
 from dlbook.errors import DlbookError, IncompatibleDataError, NonFiniteLossError
 
 CONFIG_KEY = "dlbook_config"  # checkpoint entry holding the resolved run config, read back by eval.py
@@ -68,6 +68,18 @@ class Task(L.LightningModule):
         samples of a generative model, or for `inputs` (a batch prepared as the training data was) transformed
         by it. Tasks that make nothing refuse."""
         raise DlbookError(f"{type(self).__name__} makes no samples; scripts/sample.py draws from generative models.")
+
+    def export_example(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        """What scripts/export.py writes: the net that maps a batch to the model's outputs on its own, and an
+        example batch of two samples as training fed it. By default the task's `net`, on inputs of the data's
+        shape; tasks without one refuse."""
+        net, spec, seeded = getattr(self, "net", None), self.data_spec, torch.Generator().manual_seed(0)
+        if isinstance(net, nn.Module) and isinstance(spec, TokenSpec):
+            return net, (torch.randint(spec.vocab_size, (2, spec.max_length), generator=seeded),)
+        if isinstance(net, nn.Module) and hasattr(spec, "input_shape"):
+            return net, (torch.randn(2, *spec.input_shape, generator=seeded),)
+        raise DlbookError(f"{type(self).__name__} is not one net from inputs to outputs; scripts/export.py writes "
+                          f"classifiers, regressors, language models and GAN generators.")
 
     def figures(self, stage: str) -> dict:
         """Figures worth looking at when `stage` ("fit" or "test") ends, by file name: matplotlib Figures that the

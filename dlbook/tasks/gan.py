@@ -185,6 +185,11 @@ class GANTask(ManualOptimizationTask):
         images = self.generate(noise, labels)
         return images, self.grid_columns(len(noise)), images
 
+    def export_example(self) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        """The generator, from noise (and class labels, conditional) to images in [-1, 1]."""
+        noise = self.fixed_noise[:2].cpu()
+        return self.generator, (noise, torch.zeros(2, dtype=torch.long)) if self.conditional else (noise,)
+
     @torch.no_grad()
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1], drawn in eval mode."""

@@ -125,7 +125,8 @@ class RecurrentLayer(nn.Module):
     def last_hidden(self, state) -> torch.Tensor:
         """(B, output_size): the top layer's final hidden state, the directions side by side."""
         hidden = state[0] if isinstance(state, tuple) else state
-        return torch.cat(list(hidden[-self.num_directions:]), dim=-1)
+        top = hidden[-self.num_directions:]  # (directions, B, H)
+        return top.transpose(0, 1).reshape(top.shape[1], -1)
 
 
 def reverse_within_lengths(sequences: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
