@@ -136,3 +136,26 @@ def write_reviews(data_dir: Path, split: str = "train", per_class: int = 40, see
             generator.shuffle(chosen)
             text = f"{' '.join(chosen[:7]).capitalize()}!<br /><br />{', '.join(chosen[7:])}. Critic{split}{name}{i}"
             (folder / f"{i}_{generator.randint(7, 10) if label else generator.randint(1, 4)}.txt").write_text(text)
+
+
+# Three topics whose words share sentences only with their own topic's words and a few common ones.
+TOPICS = {"animals": ("cat", "dog", "horse", "cow", "sheep", "goat", "pig", "duck"),
+          "vehicles": ("car", "truck", "bus", "train", "bike", "van", "tram", "ship"),
+          "food": ("bread", "cheese", "apple", "soup", "rice", "cake", "pear", "fish")}
+COMMON = ("the", "a", "and", "with", "of", "saw")
+
+
+def write_topic_corpus(path: Path, documents: int = 150, seed: int = 0) -> list[str]:
+    """One document a line, each of three sentences ('.'-separated) of one topic's words mixed with common words;
+    returns each line's topic."""
+    rng = random.Random(seed)
+    lines, topics = [], []
+    for _ in range(documents):
+        topic = rng.choice(sorted(TOPICS))
+        sentences = [" ".join(rng.choice(TOPICS[topic]) if rng.random() < 0.6 else rng.choice(COMMON)
+                              for _ in range(8)) for _ in range(3)]
+        lines.append(". ".join(sentences).capitalize() + ".")
+        topics.append(topic)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return topics

@@ -39,6 +39,7 @@ CONTRACT = {
     "StackGANTask": "stackgan",
     "CycleGANTask": "cyclegan",
     "LanguageModelTask": "char_rnn",
+    "EmbeddingTask": "word2vec",
 }
 
 

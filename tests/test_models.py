@@ -15,7 +15,8 @@ from dlbook.assembly import build_datamodule, build_task
 from dlbook.errors import DlbookError
 from dlbook.train import train
 from tests.conftest import batches_in
-from tests.datasets import write_corpus, write_mnist, write_ptb, write_reviews, write_unpaired_folders
+from tests.datasets import (write_corpus, write_mnist, write_ptb, write_reviews, write_topic_corpus,
+                            write_unpaired_folders)
 from tests.test_configs import choices
 
 # Run lengths. A classifier must beat chance: Adam at 1e-2, not the default 1e-3, gets each one there in 3 epochs
@@ -34,6 +35,12 @@ LANGUAGE_MODEL = ("trainer.max_epochs=3", "optimizer.lr=1e-2", "model.net.hidden
 # Short binary sequences to count the ones of, at Adam's 1e-2.
 SEQUENCES = ("data.num_sequences=256", "data.test_sequences=64", "data.length=8", "trainer.max_epochs=5",
              "optimizer.lr=1e-2")
+# A one-block transformer of width 32 and no dropout, Adam at 3e-3.
+TRANSFORMER = ("optimizer.lr=3e-3", "model.net.num_layers=1", "model.net.d_model=32", "model.net.heads=2",
+               "model.net.d_ff=64", "model.net.dropout=0")
+# Word vectors of width 16 on the topic corpus, windows of 2, frequent words subsampled, Adam at 1e-2.
+EMBEDDING = ("trainer.max_epochs=3", "optimizer.lr=1e-2", "model.net.embed_dim=16", "data.window=2",
+             "data.min_count=1", "data.subsample=1e-2", "data.batch_size=64")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
 
 
@@ -103,10 +110,15 @@ SMOKE = {
                             "model.columns=5")),
     "char_rnn": Smoke("text_chars", LANGUAGE_MODEL),
     "word_lm": Smoke("ptb", (*LANGUAGE_MODEL, "model.net.embed_dim=32")),
+    "gpt": Smoke("text_chars", (*TRANSFORMER, "trainer.max_epochs=3", "data.seq_length=20", "data.batch_size=8",
+                                "callbacks.text_samples.length=20")),
+    "word2vec": Smoke("text_corpus", EMBEDDING),
+    "doc2vec": Smoke("text_corpus", (*EMBEDDING, "data.sentences=periods")),
     "lstm_mnist": Smoke("digits", (*CLASSIFIER, "model.net.hidden_size=32")),
     "rnn_classifier": Smoke("imdb", (*CLASSIFIER, "data.batch_size=8", "data.max_length=24")),
     "text_cnn": Smoke("imdb", (*CLASSIFIER, "data.batch_size=8", "data.max_length=24", "model.net.num_filters=16",
                                "model.net.embed_dim=16", "trainer.max_epochs=5")),
+    "transformer_classifier": Smoke("imdb", (*CLASSIFIER, *TRANSFORMER, "data.batch_size=8", "data.max_length=24")),
     "seq_regressor": Smoke("count_ones", SEQUENCES),
     "conv1d_regressor": Smoke("count_ones", (*SEQUENCES, "model.net.kernel_size=3", "model.net.pool_size=2")),
     "conv_rnn_regressor": Smoke("count_ones", SEQUENCES),
@@ -132,6 +144,7 @@ DATA = {
     "text_chars": (lambda data_dir: write_corpus(data_dir / "tinyshakespeare" / "input.txt"), ["data.download=false"]),
     "ptb": (lambda data_dir: write_ptb(data_dir / "PTB"), ["data.download=false"]),
     "imdb": (lambda data_dir: write_reviews(data_dir, per_class=48), ["data.download=false"]),
+    "text_corpus": (lambda data_dir: write_topic_corpus(data_dir / "PTB" / "ptb.train.txt"), ["data.download=false"]),
     "unpaired_folders": (lambda data_dir: write_unpaired_folders(data_dir / "unpaired", size=16),
                          ["data.image_size=16"]),
 }
@@ -264,6 +277,12 @@ def language_model_uses_its_context(cfg, metrics, objects, columns):
     assert (samples / "final.txt").is_file() and len(list(samples.glob("epoch_*.txt"))) == cfg.trainer.max_epochs
 
 
+def vectors_follow_cooccurrence(cfg, metrics, objects, columns):
+    assert columns["train/loss"][-1] < 0.9 * columns["train/loss"][0]
+    assert metrics["test/cooccurrence_margin"] > 0.02  # random vectors score 0
+    assert "words_pca.png" in figures_of(cfg) and (Path(cfg.paths.output_dir) / "neighbours.txt").is_file()
+
+
 def objective_falls(cfg, metrics, objects, columns):
     assert columns["train/objective"][-1] < 1e-3 * columns["train/objective"][0]
 
@@ -276,6 +295,7 @@ FAMILY_CHECKS = {"PerceptronTask": perceptron_separates_the_table, "Classificati
                  "MetropolisTask": chain_covariance_near_the_target, "GibbsTask": chain_covariance_near_the_target,
                  "KMeansTask": clusters_follow_the_classes, "PCATask": projection_keeps_the_spread,
                  "SOMTask": map_comes_near_the_rows, "LanguageModelTask": language_model_uses_its_context,
+                 "EmbeddingTask": vectors_follow_cooccurrence,
                  **{task: generative_run_counts_its_batches_and_draws_grids
                     for task in ("GANTask", "StackGANTask", "CycleGANTask")}}
 

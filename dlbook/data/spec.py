@@ -125,6 +125,8 @@ class CorpusSpec(DataSpec):
     vocab_size: int
     vocabulary: tuple[str, ...] = ()
     num_documents: int = 0
+    counts: tuple[int, ...] = ()  # each word's count in the training text, by id (a noise distribution's source)
+    document_labels: tuple[str, ...] = ()  # a short label per document (its first words), by document id
     kind = "word_corpus"
 
     def describe(self) -> str:

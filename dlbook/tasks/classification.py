@@ -95,6 +95,30 @@ class ClassificationTask(LossTask):
     def predict_step(self, batch, batch_idx):
         return self.classes(self(batch[0]))
 
+    @torch.no_grad()
+    def embeddings(self, kind: str = "features", limit: int | None = None, datamodule=None) -> tuple[torch.Tensor,
+                                                                                                    list[str]]:
+        """(features (N, F), class names): what the net's last nn.Linear takes in, for the first `limit` test
+        samples of `datamodule` (prepared as in training), each labelled by its class (scripts/embed.py)."""
+        if kind != "features":
+            raise DlbookError(f"kind={kind!r}: a classifier's vectors are its penultimate-layer features "
+                              f"(kind=features).")
+        linears = [module for module in self.net.modules() if isinstance(module, nn.Linear)]
+        if not linears:
+            raise DlbookError(f"{type(self.net).__name__} has no nn.Linear layer whose inputs would be its features.")
+        if datamodule.data_test is None:
+            datamodule.setup("test")
+        count = len(datamodule.data_test) if limit is None else min(limit, len(datamodule.data_test))
+        inputs, labels = datamodule.on_after_batch_transfer(datamodule.data_test.__getitems__(list(range(count))), 0)
+        captured = []
+        hook = linears[-1].register_forward_pre_hook(lambda module, args: captured.append(args[0].flatten(1)))
+        try:
+            self(inputs.to(self.device))
+        finally:
+            hook.remove()
+        names = getattr(self.data_spec, "class_names", ()) or getattr(self.data_spec, "target_names", ())
+        return captured[-1].float().cpu(), [names[i] if i < len(names) else str(i) for i in labels.tolist()]
+
     def figures(self, stage: str) -> dict:
         """On tables of two features: the decision regions with the rows (training rows when training ends, test
         rows when testing ends), in the features' own units."""
