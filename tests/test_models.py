@@ -323,7 +323,7 @@ REFUSED = [
     ("mlp", "unpaired_folders", r"\(unpaired_images\): it trains on labelled_images or tabular data. Data choices "
                                 r"that fit model=mlp: breast_cancer, cifar10, digits, digits_vectors, "
                                 r"fashion_mnist, iris, mnist, truth_table, wine; of its kind, shaped by their "
-                                r"files: csv, image_folder"),
+                                r"files: bag_of_words, csv, image_folder"),
     ("gan", "diabetes", r"\(tabular\): it trains on labelled_images data"),  # a table is not images
     ("gan", "sine", r"\(vectors\): it trains on labelled_images data"),  # nor are the points of a curve
     ("sine_gan", "digits", r"\(labelled_images\): it trains on vectors data. Data choices that fit "
