@@ -37,3 +37,16 @@ def decision_regions(axes, predict: Callable[[torch.Tensor], torch.Tensor], poin
         classes = predict(torch.stack([grid_x.flatten(), grid_y.flatten()], dim=1)).cpu().reshape(grid_x.shape)
     levels = [label - 0.5 for label in range(int(classes.max()) + 2)]  # one band per class
     axes.contourf(grid_x, grid_y, classes.float(), levels=levels, alpha=0.25, cmap="tab10", vmin=0, vmax=9)
+
+
+def attention_maps(maps: list[tuple[list[str], list[str], torch.Tensor]]) -> Figure:
+    """One heatmap per (columns, rows, weights (rows, columns)) side by side: how much each written token (a row)
+    attended to each source token (a column)."""
+    width = sum(max(2.0, 0.35 * len(columns) + 1.0) for columns, _, _ in maps)
+    height = max(2.5, 0.35 * max(len(rows) for _, rows, _ in maps) + 1.5)
+    figure = Figure(figsize=(width, height), layout="constrained")
+    for axes, (columns, rows, weights) in zip(figure.subplots(1, len(maps), squeeze=False)[0], maps):
+        axes.imshow(weights.detach().cpu().float(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        axes.set_xticks(range(len(columns)), columns, rotation=90, fontsize="small")
+        axes.set_yticks(range(len(rows)), rows, fontsize="small")
+    return figure

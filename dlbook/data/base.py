@@ -132,7 +132,12 @@ class DataModule(L.LightningDataModule):
         if device is not None:
             dataset.to(device)
         return batch_loader(dataset, batch_size, shuffle=shuffle, seed=self.shuffle_seed if shuffle else 0,
-                            pin_memory=self.pin_memory and (device is None or device.type == "cpu"))
+                            pin_memory=self.pin_memory and (device is None or device.type == "cpu"),
+                            lengths=self.bucket_lengths(dataset) if shuffle else None)
+
+    def bucket_lengths(self, dataset) -> torch.Tensor | None:
+        """Each sample's length, for training batches of samples of similar length; None: batches at random."""
+        return None
 
     def data_device(self):
         """The device the whole dataset moves to before batching, or None to batch on the host."""

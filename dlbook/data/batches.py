@@ -78,18 +78,42 @@ class EpochSeededSampler(RandomSampler):
     def load_state_dict(self, state: dict) -> None:
         self._resume_at = state
 
+    def order(self) -> list[int]:
+        """This epoch's order of the samples."""
+        if not self.shuffle:
+            return list(range(len(self.data_source)))
+        return torch.randperm(len(self.data_source), generator=self.epoch_generator()).tolist()
+
+    def epoch_generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + self.epoch)
+
     def __iter__(self):
         # The body runs at the first batch, after Lightning has set the epoch.
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(len(self.data_source), generator=generator).tolist()
-        else:
-            order = list(range(len(self.data_source)))
+        order = self.order()
         resume, self._resume_at = self._resume_at, None
         self.taken = resume["taken"] if resume and resume["epoch"] == self.epoch else 0
         for index in order[self.taken:]:
             self.taken += 1
             yield index
+
+
+class LengthBucketedSampler(EpochSeededSampler):
+    """Batches of sequences of similar length, so that little of a batch is padding: each epoch shuffles the
+    samples, sorts each pool of `pool` batches' worth by length, cuts the pools into batches and shuffles the
+    batches. Seeded and resumable as its base."""
+
+    def __init__(self, data_source, seed: int, lengths: torch.Tensor, batch_size: int, pool: int = 50):
+        super().__init__(data_source, seed, shuffle=True)
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.pool = pool * batch_size
+
+    def order(self) -> list[int]:
+        generator = self.epoch_generator()
+        shuffled = torch.randperm(len(self.data_source), generator=generator)
+        pools = [pool[self.lengths[pool].argsort(stable=True)] for pool in shuffled.split(self.pool)]
+        batches = torch.cat(pools).split(self.batch_size)
+        return torch.cat([batches[i] for i in torch.randperm(len(batches), generator=generator)]).tolist()
 
 
 class BatchLoader(DataLoader):
@@ -106,9 +130,13 @@ class BatchLoader(DataLoader):
 
 
 def batch_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
-                 pin_memory: bool = False, resumable: bool = False) -> DataLoader:
-    """Batches of one indexing op; shuffled ones (and, with `resumable`, ordered ones) resume mid-epoch."""
-    sampler = (EpochSeededSampler(dataset, seed, shuffle) if shuffle or resumable else SequentialSampler(dataset))
+                 pin_memory: bool = False, resumable: bool = False, lengths: torch.Tensor | None = None) -> DataLoader:
+    """Batches of one indexing op; shuffled ones (and, with `resumable`, ordered ones) resume mid-epoch. Shuffled
+    with `lengths` (one per sample), each batch holds samples of similar length."""
+    if shuffle and lengths is not None:
+        sampler = LengthBucketedSampler(dataset, seed, lengths, batch_size)
+    else:
+        sampler = (EpochSeededSampler(dataset, seed, shuffle) if shuffle or resumable else SequentialSampler(dataset))
     # A generator of its own: iter(DataLoader) draws a base seed for workers from it, which would otherwise come
     # from the global stream that dropout draws from, and a resumed run's stream would drift.
     return BatchLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,

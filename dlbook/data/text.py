@@ -57,7 +57,7 @@ def read_text(path: Path, encoding: str, option: str) -> str:
     except LookupError:
         raise DlbookError(f"data.encoding={encoding} is not an encoding Python knows (e.g. utf-8, latin-1).") from None
     if not text.strip():
-        raise DlbookError(f"{option}={path} is empty: a language model needs text to learn from.")
+        raise DlbookError(f"{option}={path} is empty: there is no text to learn from.")
     return text
 
 

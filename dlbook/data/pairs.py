@@ -1,0 +1,305 @@
+"""Pairs of token sequences for sequence-to-sequence models: sentences and their translations from a tab-separated
+file (data=translation_pairs, the Tatoeba layout of manythings.org's fra.txt), or generated sequences and their
+copies, reversals or sorted forms (data=sequence_pairs). Every pair is held in memory as two post-padded id
+tensors; a batch is cut to its longest source and target, and training batches group pairs of similar length."""
+
+import logging
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from dlbook.data.base import DataModule
+from dlbook.data.batches import TensorsDataset
+from dlbook.data.cache import cache_key, cached
+from dlbook.data.spec import PairSpec
+from dlbook.data.text import read_text
+from dlbook.errors import DlbookError
+
+log = logging.getLogger("dlbook")
+
+PAD, START, END, UNKNOWN = 0, 1, 2, 3
+SPECIAL_TOKENS = ("<pad>", "<sos>", "<eos>", "<unk>")
+TASKS = ("copy", "reverse", "sort")
+FRA_ENG_URL = "https://www.manythings.org/anki/fra-eng.zip"
+TOKENIZER_VERSION = 1  # part of the cache key: a change to tokenize() makes new cache entries
+
+WORD_OR_MARK = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")  # words (with inner apostrophes: don't, j'ai) and marks
+
+
+def tokenize(text: str) -> list[str]:
+    """A sentence's words and punctuation marks, lower-cased: "Va-t'en !" -> ["va", "-", "t'en", "!"]."""
+    return WORD_OR_MARK.findall(unicodedata.normalize("NFKC", text).lower().replace("\u202f", " "))
+
+
+class PairDataset(TensorsDataset):
+    """Sources (N, S) and targets (N, T) of ids post-padded with PAD, the targets framed by <sos> and <eos>. A batch
+    is gathered in one indexing op and cut to its longest source and target (their lengths are kept on the host,
+    so the cut reads no device tensor)."""
+
+    def __init__(self, sources: torch.Tensor, targets: torch.Tensor):
+        super().__init__(sources, targets)
+        self.source_lengths = (sources != PAD).sum(dim=1).cpu()
+        self.target_lengths = (targets != PAD).sum(dim=1).cpu()
+
+    def __getitems__(self, indices: list[int]):
+        sources, targets = super().__getitems__(indices)
+        index = torch.tensor(indices)
+        return (sources[:, :int(self.source_lengths[index].max())],
+                targets[:, :int(self.target_lengths[index].max())])
+
+
+def framed(sequences: list[list[int]], width: int | None = None, frame: bool = False) -> torch.Tensor:
+    """(N, width) int64 ids, post-padded; with `frame`, each sequence between <sos> and <eos>."""
+    rows = [[START, *ids, END] if frame else list(ids) for ids in sequences]
+    width = width or max((len(row) for row in rows), default=1)
+    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids
+
+
+class SequencePairDataModule(DataModule):
+    """The base of the pair corpora: subclasses give `read_pairs()`, every split's (sources, targets) and the two
+    vocabularies. A test split is part of what read_pairs gives; the base holds out validation pairs from the
+    training ones. The vocabularies travel in checkpoints (state_dict), so a checkpoint translates new text without
+    the data."""
+
+    spec_type = PairSpec
+    dataset_type = PairDataset
+    separator = " "  # what joins decoded tokens
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabularies: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._widths: tuple[int, int] | None = None  # the longest source and target: what nets are sized for
+        self._pairs: dict | None = None
+
+    def read_pairs(self) -> dict:
+        """{"train": (sources, targets), "test": (sources, targets), "vocabularies": (source, target)}."""
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> PairSpec:
+        if self.vocabularies is None:
+            self._read()
+        source, target = self.vocabularies
+        return PairSpec(len(source), len(target), *self._widths, PAD, START, END, source, target, self.separator)
+
+    def _read(self) -> dict:
+        if self._pairs is None:
+            self._pairs = self.read_pairs()
+            self.vocabularies = tuple(tuple(words) for words in self._pairs["vocabularies"])
+            self._widths = tuple(max(self._pairs[split][side].shape[1] for split in ("train", "test"))
+                                 for side in (0, 1))
+        return self._pairs
+
+    def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        sources, targets = self._read()[split]
+        if split == "test" and not len(sources):
+            raise DlbookError(f"data={self.name} holds no pairs out for testing (data.test_fraction=0): set "
+                              f"data.test_fraction above 0, or test=false.")
+        return sources, targets
+
+    def bucket_lengths(self, dataset: PairDataset) -> torch.Tensor:
+        return dataset.source_lengths
+
+    def encode_sources(self, texts: list[str]) -> torch.Tensor:
+        """Raw source texts as the model's input, (N, S) ids post-padded, tokenised as the training sources were;
+        words the vocabulary lacks become <unk>."""
+        index = {token: i for i, token in enumerate(self._vocabulary(0))}
+        tokens = [self.tokenize(text) for text in texts]
+        if not all(tokens):
+            raise DlbookError(f"A text to translate holds no token: {texts[[bool(t) for t in tokens].index(False)]!r}.")
+        return framed([[index.get(token, UNKNOWN) for token in words] for words in tokens])
+
+    def tokenize(self, text: str) -> list[str]:
+        return text.split()
+
+    def decode(self, ids, side: int = 1) -> list[str]:
+        """The tokens of one row of ids up to its <eos>, without <sos> and padding; side 0 reads source ids."""
+        vocabulary = self._vocabulary(side)
+        tokens = []
+        for i in (int(i) for i in ids):
+            if i == END:
+                break
+            if i not in (PAD, START):
+                tokens.append(vocabulary[i])
+        return tokens
+
+    def _vocabulary(self, side: int) -> tuple[str, ...]:
+        if self.vocabularies is None:
+            raise DlbookError(f"The vocabularies of data={self.name} are not known yet: call setup() first, or "
+                              f"restore the datamodule from a checkpoint (load_state_dict), which carries them.")
+        return self.vocabularies[side]
+
+    def state_dict(self):
+        return {"vocabularies": self.vocabularies, "widths": self._widths}
+
+    def load_state_dict(self, state):
+        self.vocabularies = tuple(tuple(words) for words in state["vocabularies"])
+        self._widths = tuple(state["widths"])
+
+    def missing_files(self, split):
+        return []
+
+    def download(self):
+        pass
+
+
+def build_vocabulary(sentences: list[list[str]], min_count: int, max_size: int | None) -> list[str]:
+    """The special tokens, then the words seen at least min_count times, most frequent first (ties by the word, so
+    it is the same on every machine), at most max_size ids in all."""
+    counts = Counter(word for words in sentences for word in words)
+    ranked = [word for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+              if count >= min_count]
+    words = [*SPECIAL_TOKENS, *ranked]
+    return words[:max_size] if max_size else words
+
+
+def as_ids(sentences: list[list[str]], vocabulary: list[str]) -> list[list[int]]:
+    index = {word: i for i, word in enumerate(vocabulary)}
+    return [[index.get(word, UNKNOWN) for word in words] for words in sentences]
+
+
+class TranslationPairsDataModule(SequencePairDataModule):
+    """Sentence pairs of a tab-separated UTF-8 file, one pair a line, `source<TAB>target[<TAB>attribution]`: the
+    Tatoeba exports of manythings.org (fra.txt: English, then French). `path` names the file (default
+    <data_dir>/fra-eng/fra.txt, downloaded); `reverse` translates the second column into the first.
+
+    Sentences are lower-cased and cut into words and punctuation marks. `max_pairs` keeps the file's first pairs (the
+    files run from the shortest sentences to the longest), `max_length` drops pairs with a side of more words.
+    Each side's vocabulary comes from the training pairs: words seen `min_count` times or more, at most `max_vocab`
+    ids; the others read as <unk>. `test_fraction` of the pairs, drawn with split_seed, are the test set. The ids
+    are cached in `cache_dir`, never beside the data."""
+
+    name = "translation_pairs"
+    layout = "fra-eng/fra.txt (or data.path=<file>), lines of source<TAB>target[<TAB>attribution]"
+
+    def __init__(self, path: str | None = None, reverse: bool = False, max_pairs: int | None = None,
+                 max_length: int | None = None, min_count: int = 1, max_vocab: int | None = None,
+                 test_fraction: float = 0.1, encoding: str = "utf-8", cache_dir: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        for option, value in (("max_pairs", max_pairs), ("max_length", max_length), ("min_count", min_count)):
+            if value is not None and value < 1:
+                raise DlbookError(f"data.{option}={value} must be a positive number (or null for no limit).")
+        if max_vocab is not None and max_vocab <= len(SPECIAL_TOKENS):
+            raise DlbookError(f"data.max_vocab={max_vocab} leaves no id for a word: {', '.join(SPECIAL_TOKENS)} "
+                              f"take {len(SPECIAL_TOKENS)}; set it above that, or null.")
+        if not 0.0 <= test_fraction < 1.0:
+            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
+        self.path = Path(path).expanduser() if path else self.data_dir / "fra-eng" / "fra.txt"
+        self.reverse, self.max_pairs, self.max_length = reverse, max_pairs, max_length
+        self.min_count, self.max_vocab, self.test_fraction = min_count, max_vocab, test_fraction
+        self.encoding, self.cache_dir = encoding, cache_dir
+        self.default_file = path is None
+
+    def missing_files(self, split):
+        return [] if self.path.is_file() else [self.path]
+
+    def download(self):
+        if not self.default_file:
+            raise DlbookError(f"data.path={self.path} is not a file (only the default fra-eng file is downloaded)")
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(FRA_ENG_URL, str(self.path.parent))
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text)
+
+    def read_pairs(self) -> dict:
+        settings = {"reverse": self.reverse, "max_pairs": self.max_pairs, "max_length": self.max_length,
+                    "min_count": self.min_count, "max_vocab": self.max_vocab, "encoding": self.encoding,
+                    "test": [self.test_fraction, self.split_seed], "tokenizer": TOKENIZER_VERSION}
+        if self.cache_dir is None:
+            return self._build()
+        return cached(self.cache_dir, "translation_pairs", cache_key([self.path], **settings), self._build)
+
+    def _build(self) -> dict:
+        sources, targets = self._sentences()
+        order = torch.randperm(len(sources), generator=torch.Generator().manual_seed(self.split_seed))
+        n_test = round(len(sources) * self.test_fraction)
+        splits = {"test": order[:n_test].sort().values.tolist(), "train": order[n_test:].sort().values.tolist()}
+        vocabularies = [build_vocabulary([side[i] for i in splits["train"]], self.min_count, self.max_vocab)
+                        for side in (sources, targets)]
+        pairs = {"vocabularies": vocabularies}
+        for split, rows in splits.items():
+            pairs[split] = (framed(as_ids([sources[i] for i in rows], vocabularies[0])),
+                            framed(as_ids([targets[i] for i in rows], vocabularies[1]), frame=True))
+        log.info(f"data=translation_pairs: {len(sources)} pairs of {self.path}, vocabularies "
+                 f"{len(vocabularies[0])} -> {len(vocabularies[1])}")
+        return pairs
+
+    def _sentences(self) -> tuple[list[list[str]], list[list[str]]]:
+        """Both sides' tokens of the kept pairs, in the file's order."""
+        sources, targets = [], []
+        lines = read_text(self.path, self.encoding, "data.path").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            columns = line.split("\t")
+            if len(columns) < 2 or not columns[0].strip() or not columns[1].strip():
+                raise DlbookError(f"Line {number} of {self.path} is not a sentence pair: {line[:80]!r}. "
+                                  f"data=translation_pairs reads one pair a line, source<TAB>target, optionally "
+                                  f"followed by <TAB>attribution (the Tatoeba layout of manythings.org).")
+            pair = [tokenize(columns[0]), tokenize(columns[1])]
+            source, target = pair[::-1] if self.reverse else pair
+            if self.max_length and max(len(source), len(target)) > self.max_length:
+                continue
+            sources.append(source)
+            targets.append(target)
+            if self.max_pairs and len(sources) == self.max_pairs:
+                break
+        if not sources:
+            raise DlbookError(f"{self.path} has no pair of at most data.max_length={self.max_length} words a side; "
+                              f"raise it (or set it to null).")
+        return sources, targets
+
+
+class SyntheticPairsDataModule(SequencePairDataModule):
+    """Generated, seeded pairs: random sequences of `symbols` symbols ("0", "1", ...), `min_length` to `max_length`
+    of them, and their `task`: copy (the same sequence), reverse (backwards) or sort (ascending). The toy tasks
+    on which encoder-decoders are checked (Advanced DL ch. 7-8, Sutskever et al.'s reversal): `num_pairs` training
+    and `test_pairs` test pairs, validation held out of the training ones. Nothing is downloaded."""
+
+    name = "sequence_pairs"
+    layout = "(none: the pairs are generated)"
+
+    def __init__(self, task: str = "reverse", symbols: int = 10, min_length: int = 3, max_length: int = 10,
+                 num_pairs: int = 10000, test_pairs: int = 1000, generation_seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if task not in TASKS:
+            raise DlbookError(f"data.task={task!r} is not one of {', '.join(TASKS)}.")
+        if not 1 <= min_length <= max_length:
+            raise DlbookError(f"data.min_length={min_length} and data.max_length={max_length} must satisfy "
+                              f"1 <= min_length <= max_length.")
+        for option, value in (("symbols", symbols), ("num_pairs", num_pairs), ("test_pairs", test_pairs)):
+            if value < 1:
+                raise DlbookError(f"data.{option}={value} must be a positive number.")
+        self.task, self.symbols, self.min_length, self.max_length = task, symbols, min_length, max_length
+        self.num_pairs, self.test_pairs, self.generation_seed = num_pairs, test_pairs, generation_seed
+
+    @classmethod
+    def fixed_spec(cls, data_cfg: DictConfig) -> PairSpec:
+        vocabulary = synthetic_vocabulary(data_cfg.symbols)
+        return PairSpec(len(vocabulary), len(vocabulary), data_cfg.max_length, data_cfg.max_length + 2, PAD, START,
+                        END, vocabulary, vocabulary)
+
+    def read_pairs(self) -> dict:
+        generator = torch.Generator().manual_seed(self.generation_seed)
+        pairs = {"vocabularies": (synthetic_vocabulary(self.symbols),) * 2}
+        for split, count in (("train", self.num_pairs), ("test", self.test_pairs)):  # test follows train
+            lengths = torch.randint(self.min_length, self.max_length + 1, (count,), generator=generator)
+            symbols = torch.randint(len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + self.symbols,
+                                    (count, self.max_length), generator=generator)
+            sources = [row[:length].tolist() for row, length in zip(symbols, lengths)]
+            targets = [{"copy": ids, "reverse": ids[::-1], "sort": sorted(ids)}[self.task] for ids in sources]
+            pairs[split] = (framed(sources, self.max_length), framed(targets, self.max_length + 2, frame=True))
+        return pairs
+
+
+def synthetic_vocabulary(symbols: int) -> tuple[str, ...]:
+    return (*SPECIAL_TOKENS, *(str(i) for i in range(symbols)))
