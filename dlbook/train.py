@@ -192,7 +192,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     objects = {"trainer": trainer, "model": model, "datamodule": datamodule}
     if not trainer.is_global_zero:  # under DDP one process writes the summary
         return metrics, objects
-    summary_path = write_summary(output_dir, {**metrics, "best_checkpoint": best_path, "run_dir": output_dir,
+    summary_path = write_summary(output_dir, {**metrics, "model/params": sum(p.numel() for p in model.parameters()),
+                                              "best_checkpoint": best_path, "run_dir": output_dir,
                                               "epochs": trainer.current_epoch, "global_step": trainer.global_step})
     close_wandb()  # its shutdown report would otherwise bury the lines below
     if model.summary(metrics):

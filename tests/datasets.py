@@ -159,3 +159,34 @@ def write_topic_corpus(path: Path, documents: int = 150, seed: int = 0) -> list[
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return topics
+
+
+# English -> French, word by word but for the verb's person and the colour, which follows its noun in French.
+PAIR_SUBJECTS = (("I", "je", 0), ("you", "tu", 1), ("he", "il", 2), ("she", "elle", 2), ("we", "nous", 3),
+                 ("they", "ils", 4))
+PAIR_VERBS = (("see", ("vois", "vois", "voit", "voyons", "voient")),
+              ("like", ("aime", "aimes", "aime", "aimons", "aiment")),
+              ("want", ("veux", "veux", "veut", "voulons", "veulent")))
+PAIR_NOUNS = (("cat", "le chat"), ("dog", "le chien"), ("car", "la voiture"), ("house", "la maison"),
+              ("book", "le livre"))
+PAIR_COLOURS = (("red", "rouge"), ("black", "noir"), ("green", "vert"))
+
+
+def write_sentence_pairs(path: Path, pairs: int = 600, seed: int = 0) -> list[tuple[str, str]]:
+    """A Tatoeba export as manythings.org ships it (fra.txt): English<TAB>French<TAB>attribution, one pair a line,
+    sentences capitalised and punctuated. The colour, when there is one, comes after its noun in French."""
+    rng = random.Random(seed)
+    written = []
+    for number in range(pairs):
+        (subject, sujet, person), (verb, forms), (noun, nom) = (rng.choice(PAIR_SUBJECTS), rng.choice(PAIR_VERBS),
+                                                                rng.choice(PAIR_NOUNS))
+        colour, couleur = rng.choice(PAIR_COLOURS) if rng.random() < 0.5 else ("", "")
+        verb = verb + "s" if person == 2 else verb
+        english = " ".join(word for word in (subject, verb, "the", colour, noun) if word) + "."
+        french = " ".join(word for word in (sujet, forms[person], nom, couleur) if word) + "."
+        written.append((english[0].upper() + english[1:], french[0].upper() + french[1:]))
+    lines = [f"{english}\t{french}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{2 * i + 1} (a) & #{2 * i + 2} (b)"
+             for i, (english, french) in enumerate(written)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return written

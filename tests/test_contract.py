@@ -40,6 +40,7 @@ CONTRACT = {
     "CycleGANTask": "cyclegan",
     "LanguageModelTask": "char_rnn",
     "EmbeddingTask": "word2vec",
+    "Seq2SeqTask": "seq2seq",
 }
 
 

@@ -41,6 +41,9 @@ TRANSFORMER = ("optimizer.lr=3e-3", "model.net.num_layers=1", "model.net.d_model
 # Word vectors of width 16 on the topic corpus, windows of 2, frequent words subsampled, Adam at 1e-2.
 EMBEDDING = ("trainer.max_epochs=3", "optimizer.lr=1e-2", "model.net.embed_dim=16", "data.window=2",
              "data.min_count=1", "data.subsample=1e-2", "data.batch_size=64")
+# Reversing 1,000 sequences of 3 to 6 of 6 symbols, small nets, Adam at 1e-2.
+REVERSAL = ("data.num_pairs=1000", "data.test_pairs=100", "data.max_length=6", "data.symbols=6", "data.batch_size=32",
+            "trainer.max_epochs=4", "optimizer.lr=1e-2")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
 
 
@@ -126,6 +129,8 @@ SMOKE = {
     "linear_rnn": Smoke("count_ones", ("data.num_sequences=64", "data.test_sequences=16", "data.length=8",
                                        "trainer.max_epochs=5", "optimizer.lr=0.05", "model.net.init_u=0.5",
                                        "model.net.init_w=0.5")),
+    "seq2seq": Smoke("sequence_pairs", (*REVERSAL, "model.net.embed_dim=16", "model.net.hidden_size=32")),
+    "transformer": Smoke("sequence_pairs", (*REVERSAL, *TRANSFORMER, "optimizer.lr=3e-3", "trainer.max_epochs=6")),
     "cyclegan": Smoke("unpaired_folders", (*GENERATIVE, "data.batch_size=8", "model.generator.features=8",
                                            "model.generator.blocks=1", "model.discriminator.features=8",
                                            "model.discriminator.layers=2", "model.pool_size=8",
@@ -140,6 +145,7 @@ DATA = {
     "steps": (None, []),  # nothing to read
     "sine": (None, []),  # generated
     "count_ones": (None, []),  # generated
+    "sequence_pairs": (None, []),  # generated
     "mnist": (write_mnist, ["data.download=false"]),
     "text_chars": (lambda data_dir: write_corpus(data_dir / "tinyshakespeare" / "input.txt"), ["data.download=false"]),
     "ptb": (lambda data_dir: write_ptb(data_dir / "PTB"), ["data.download=false"]),
@@ -283,6 +289,20 @@ def vectors_follow_cooccurrence(cfg, metrics, objects, columns):
     assert "words_pca.png" in figures_of(cfg) and (Path(cfg.paths.output_dir) / "neighbours.txt").is_file()
 
 
+def writes_targets_beyond_echoing_the_source(cfg, metrics, objects, columns):
+    from torchmetrics.text import BLEUScore
+
+    from dlbook.data.pairs import source_tokens, target_tokens
+
+    assert columns["train/loss"][-1] < 0.5 * columns["train/loss"][0]
+    spec = objects["datamodule"].spec
+    sources, targets = objects["datamodule"].data_test.tensors
+    echo = BLEUScore()([" ".join(source_tokens(source, spec)) for source in sources],
+                       [[" ".join(target_tokens(target, spec))] for target in targets]).item()
+    assert metrics["test/bleu"] > max(0.5, echo + 0.2)  # a reversal's BLEU against the source written as it is
+    assert metrics["test/sequence_acc"] > 0.3 and {"attention_val.png", "attention_test.png"} <= figures_of(cfg)
+
+
 def objective_falls(cfg, metrics, objects, columns):
     assert columns["train/objective"][-1] < 1e-3 * columns["train/objective"][0]
 
@@ -295,7 +315,7 @@ FAMILY_CHECKS = {"PerceptronTask": perceptron_separates_the_table, "Classificati
                  "MetropolisTask": chain_covariance_near_the_target, "GibbsTask": chain_covariance_near_the_target,
                  "KMeansTask": clusters_follow_the_classes, "PCATask": projection_keeps_the_spread,
                  "SOMTask": map_comes_near_the_rows, "LanguageModelTask": language_model_uses_its_context,
-                 "EmbeddingTask": vectors_follow_cooccurrence,
+                 "EmbeddingTask": vectors_follow_cooccurrence, "Seq2SeqTask": writes_targets_beyond_echoing_the_source,
                  **{task: generative_run_counts_its_batches_and_draws_grids
                     for task in ("GANTask", "StackGANTask", "CycleGANTask")}}
 

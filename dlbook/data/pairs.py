@@ -110,7 +110,7 @@ class SequencePairDataModule(DataModule):
     def encode_sources(self, texts: list[str]) -> torch.Tensor:
         """Raw source texts as the model's input, (N, S) ids post-padded, tokenised as the training sources were;
         words the vocabulary lacks become <unk>."""
-        index = {token: i for i, token in enumerate(self._vocabulary(0))}
+        index = {token: i for i, token in enumerate(self.spec.source_vocabulary)}
         tokens = [self.tokenize(text) for text in texts]
         if not all(tokens):
             raise DlbookError(f"A text to translate holds no token: {texts[[bool(t) for t in tokens].index(False)]!r}.")
@@ -118,23 +118,6 @@ class SequencePairDataModule(DataModule):
 
     def tokenize(self, text: str) -> list[str]:
         return text.split()
-
-    def decode(self, ids, side: int = 1) -> list[str]:
-        """The tokens of one row of ids up to its <eos>, without <sos> and padding; side 0 reads source ids."""
-        vocabulary = self._vocabulary(side)
-        tokens = []
-        for i in (int(i) for i in ids):
-            if i == END:
-                break
-            if i not in (PAD, START):
-                tokens.append(vocabulary[i])
-        return tokens
-
-    def _vocabulary(self, side: int) -> tuple[str, ...]:
-        if self.vocabularies is None:
-            raise DlbookError(f"The vocabularies of data={self.name} are not known yet: call setup() first, or "
-                              f"restore the datamodule from a checkpoint (load_state_dict), which carries them.")
-        return self.vocabularies[side]
 
     def state_dict(self):
         return {"vocabularies": self.vocabularies, "widths": self._widths}
@@ -148,6 +131,22 @@ class SequencePairDataModule(DataModule):
 
     def download(self):
         pass
+
+
+def target_tokens(ids, spec: PairSpec) -> list[str]:
+    """The target tokens of a row of ids, up to its <eos>, without <sos> and padding."""
+    tokens = []
+    for i in (int(i) for i in ids):
+        if i == spec.end_index:
+            break
+        if i not in (spec.pad_index, spec.start_index):
+            tokens.append(spec.target_vocabulary[i])
+    return tokens
+
+
+def source_tokens(ids, spec: PairSpec) -> list[str]:
+    """The source tokens of a row of ids, without padding."""
+    return [spec.source_vocabulary[int(i)] for i in ids if int(i) != spec.pad_index]
 
 
 def build_vocabulary(sentences: list[list[str]], min_count: int, max_size: int | None) -> list[str]:
@@ -262,14 +261,17 @@ class TranslationPairsDataModule(SequencePairDataModule):
 class SyntheticPairsDataModule(SequencePairDataModule):
     """Generated, seeded pairs: random sequences of `symbols` symbols ("0", "1", ...), `min_length` to `max_length`
     of them, and their `task`: copy (the same sequence), reverse (backwards) or sort (ascending). The toy tasks
-    on which encoder-decoders are checked (Advanced DL ch. 7-8, Sutskever et al.'s reversal): `num_pairs` training
-    and `test_pairs` test pairs, validation held out of the training ones. Nothing is downloaded."""
+    on which encoder-decoders are checked (Advanced DL ch. 8's copy task, Sutskever et al.'s reversal):
+    `num_pairs` training and `test_pairs` test pairs, validation held out of the training ones. `target_symbols`
+    (null: `symbols`) sizes the target vocabulary, which then holds symbols no target uses (Pro DL's untrained
+    transformer maps 1,000 ids to 1,200). Nothing is downloaded."""
 
     name = "sequence_pairs"
     layout = "(none: the pairs are generated)"
 
     def __init__(self, task: str = "reverse", symbols: int = 10, min_length: int = 3, max_length: int = 10,
-                 num_pairs: int = 10000, test_pairs: int = 1000, generation_seed: int = 0, **kwargs):
+                 num_pairs: int = 10000, test_pairs: int = 1000, generation_seed: int = 0,
+                 target_symbols: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if task not in TASKS:
             raise DlbookError(f"data.task={task!r} is not one of {', '.join(TASKS)}.")
@@ -280,17 +282,22 @@ class SyntheticPairsDataModule(SequencePairDataModule):
             if value < 1:
                 raise DlbookError(f"data.{option}={value} must be a positive number.")
         self.task, self.symbols, self.min_length, self.max_length = task, symbols, min_length, max_length
+        if target_symbols is not None and target_symbols < symbols:
+            raise DlbookError(f"data.target_symbols={target_symbols} must be at least data.symbols={symbols}: the "
+                              f"targets are made of the sources' symbols.")
         self.num_pairs, self.test_pairs, self.generation_seed = num_pairs, test_pairs, generation_seed
+        self.target_symbols = target_symbols or symbols
 
     @classmethod
     def fixed_spec(cls, data_cfg: DictConfig) -> PairSpec:
-        vocabulary = synthetic_vocabulary(data_cfg.symbols)
-        return PairSpec(len(vocabulary), len(vocabulary), data_cfg.max_length, data_cfg.max_length + 2, PAD, START,
-                        END, vocabulary, vocabulary)
+        source = synthetic_vocabulary(data_cfg.symbols)
+        target = synthetic_vocabulary(data_cfg.get("target_symbols") or data_cfg.symbols)
+        return PairSpec(len(source), len(target), data_cfg.max_length, data_cfg.max_length + 2, PAD, START, END,
+                        source, target)
 
     def read_pairs(self) -> dict:
         generator = torch.Generator().manual_seed(self.generation_seed)
-        pairs = {"vocabularies": (synthetic_vocabulary(self.symbols),) * 2}
+        pairs = {"vocabularies": (synthetic_vocabulary(self.symbols), synthetic_vocabulary(self.target_symbols))}
         for split, count in (("train", self.num_pairs), ("test", self.test_pairs)):  # test follows train
             lengths = torch.randint(self.min_length, self.max_length + 1, (count,), generator=generator)
             symbols = torch.randint(len(SPECIAL_TOKENS), len(SPECIAL_TOKENS) + self.symbols,

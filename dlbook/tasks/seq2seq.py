@@ -11,27 +11,13 @@ from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.text import BLEUScore
 
+from dlbook.data.pairs import source_tokens, target_tokens
 from dlbook.data.spec import DataSpec, PairSpec
 from dlbook.errors import DlbookError
 from dlbook.nets.seq2seq.search import beam_search, greedy_decode
 from dlbook.tasks.base import LossTask
 
 log = logging.getLogger("dlbook")
-
-
-def target_tokens(ids, spec: PairSpec) -> list[str]:
-    """The target tokens of a row of ids, up to its <eos>, without <sos> and padding."""
-    tokens = []
-    for i in (int(i) for i in ids):
-        if i == spec.end_index:
-            break
-        if i not in (spec.pad_index, spec.start_index):
-            tokens.append(spec.target_vocabulary[i])
-    return tokens
-
-
-def source_tokens(ids, spec: PairSpec) -> list[str]:
-    return [spec.source_vocabulary[int(i)] for i in ids if int(i) != spec.pad_index]
 
 
 class Seq2SeqTask(LossTask):
@@ -147,18 +133,21 @@ class Seq2SeqTask(LossTask):
 
     def figures(self, stage: str) -> dict:
         """attention_val and attention_test: the attention of each kept example (validation's after fitting, test's
-        after testing), one row per written token, one column per source token."""
-        from dlbook.plots import attention_maps
-
+        after testing)."""
         split = "val" if stage == "fit" else "test"
         kept = self.examples.get(split)
         if kept is None or kept[2] is None:
             return {}
-        sources, decoded, attention, _ = kept
-        maps = []
-        for source, written, weights in zip(sources, decoded, attention):
-            columns = source_tokens(source, self.data_spec)
-            rows = target_tokens(written, self.data_spec)
-            rows = rows + ["<eos>"] if len(rows) < len(written) else rows
-            maps.append((columns, rows, weights[:len(rows), :len(columns)]))
-        return {f"attention_{split}": attention_maps(maps)}
+        return {f"attention_{split}": attention_figure(*kept[:3], self.data_spec)}
+
+
+def attention_figure(sources: torch.Tensor, decoded: torch.Tensor, attention: torch.Tensor, spec: PairSpec):
+    """Heatmaps of how much each written token (a row) attended to each source token (a column), one per source."""
+    from dlbook.plots import attention_maps
+
+    maps = []
+    for source, written, weights in zip(sources.cpu(), decoded.cpu(), attention.float().cpu()):
+        columns, rows = source_tokens(source, spec), target_tokens(written, spec)
+        rows = rows + ["<eos>"] if len(rows) < len(written) else rows
+        maps.append((columns, rows, weights[:len(rows), :len(columns)]))
+    return attention_maps(maps)

@@ -70,9 +70,9 @@ def greedy_decode(net: nn.Module, source: torch.Tensor, start_index: int, end_in
     for _ in range(max_length):
         logits, state, attention = net.step(tokens, state)
         log_probs = logits.float().log_softmax(dim=-1)
-        tokens = log_probs.argmax(dim=-1)
+        tokens = log_probs.argmax(dim=-1).masked_fill(finished, pad_index)  # a finished target reads on padding
         score = score + torch.where(finished, 0.0, log_probs.gather(1, tokens[:, None])[:, 0])
-        decoded.append(tokens.masked_fill(finished, pad_index))
+        decoded.append(tokens)
         if attention is not None:
             attentions.append(attention)
         finished = finished | (tokens == end_index)
