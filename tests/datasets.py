@@ -190,3 +190,24 @@ def write_sentence_pairs(path: Path, pairs: int = 600, seed: int = 0) -> list[tu
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return written
+
+
+def write_parallel_text(folder: Path, seed: int = 0, with_vocabularies: bool = True) -> dict[str, list[tuple[str, str]]]:
+    """tensorflow/nmt's layout (its IWSLT'15 files): {train,tst2012,tst2013}.{en,fr}, one tokenised sentence a line,
+    line i of one language the translation of line i of the other, and vocab.{en,fr} (its <unk>, <s>, </s> first,
+    then a word a line)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for offset, (prefix, pairs) in enumerate((("train", 300), ("tst2012", 40), ("tst2013", 40))):
+        written = write_sentence_pairs(folder / "pairs.tmp", pairs=pairs, seed=seed + offset)
+        tokenised = [tuple(" ".join(sentence[:-1].split() + ["."]) for sentence in pair) for pair in written]
+        for index, language in enumerate(("en", "fr")):
+            (folder / f"{prefix}.{language}").write_text("".join(pair[index] + "\n" for pair in tokenised),
+                                                         encoding="utf-8")
+        splits[prefix] = tokenised
+    (folder / "pairs.tmp").unlink()
+    if with_vocabularies:
+        for index, language in enumerate(("en", "fr")):
+            words = dict.fromkeys(word for pair in splits["train"] for word in pair[index].split())
+            (folder / f"vocab.{language}").write_text("\n".join(["<unk>", "<s>", "</s>", *words]) + "\n")
+    return splits

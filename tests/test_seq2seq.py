@@ -20,7 +20,7 @@ from dlbook.nets.seq2seq.rnn_seq2seq import RNNSeq2Seq
 from dlbook.nets.seq2seq.search import beam_search, greedy_decode
 from dlbook.nets.transformer.transformer import Transformer
 from dlbook.train import train
-from tests.datasets import write_sentence_pairs
+from tests.datasets import write_parallel_text, write_sentence_pairs
 
 SMALL = dict(source_vocab_size=9, target_vocab_size=7, pad_index=PAD)
 IDS = dict(start_index=START, end_index=END, pad_index=PAD)
@@ -296,3 +296,34 @@ def test_translate_script_reads_new_text_with_the_checkpoints_vocabulary(run_con
     assert translated("text=[She likes the zebra.]", name="c")[0].startswith("elle aime")  # <unk>: still decoded
     with pytest.raises(DlbookError, match="holds no token"):
         translated("text=[' ']", name="d")
+
+
+def test_parallel_text_reads_line_aligned_files_with_their_own_validation_and_test_sets(tmp_path):
+    from dlbook.data.pairs import ParallelTextDataModule
+
+    splits = write_parallel_text(tmp_path / "data" / "nmt")
+
+    def module(**settings):
+        data = ParallelTextDataModule(data_dir=str(tmp_path / "data"), folder="nmt", source="en", target="fr",
+                                      cache_dir=str(tmp_path / "cache"), download=False, **settings)
+        data.prepare_data()
+        data.setup("fit")
+        data.setup("test")
+        return data
+
+    data = module(max_length=5)
+    spec = data.spec
+    assert len(data.data_val) == 40 and len(data.data_test) == 40  # their own files, kept whole
+    assert len(data.data_train) == sum(max(len(e.split()), len(f.split())) <= 5 for e, f in splits["train"]) < 300
+    first_test = data.data_test.tensors
+    assert " ".join(source_tokens(first_test[0][0], spec)) == splits["tst2013"][0][0]  # case kept, as nmt scores
+    vocabulary = (tmp_path / "data" / "nmt" / "vocab.fr").read_text().split()[3:]
+    assert spec.target_vocabulary == ("<pad>", "<sos>", "<eos>", "<unk>", *vocabulary)  # nmt's vocab file
+    assert module(vocabulary_files=False, min_count=1000).spec.target_vocab_size == 4
+    (tmp_path / "data" / "nmt" / "tst2012.fr").write_text("one line\n")
+    with pytest.raises(DlbookError, match=r"tst2012.en has 40 lines and .*tst2012.fr 1: data=parallel_text reads "
+                                          r"line-aligned files"):
+        module(lowercase=True)
+    (tmp_path / "data" / "nmt" / "tst2013.fr").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"Missing \(1, under that folder\): nmt/tst2013.fr"):
+        module()

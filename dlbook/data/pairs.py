@@ -1,6 +1,7 @@
 """Pairs of token sequences for sequence-to-sequence models: sentences and their translations from a tab-separated
-file (data=translation_pairs, the Tatoeba layout of manythings.org's fra.txt), or generated sequences and their
-copies, reversals or sorted forms (data=sequence_pairs). Every pair is held in memory as two post-padded id
+file (data=translation_pairs, the Tatoeba layout of manythings.org's fra.txt) or from line-aligned files
+(data=parallel_text, tensorflow/nmt's IWSLT'15 layout), or generated sequences and their copies, reversals or sorted
+forms (data=sequence_pairs). Every pair is held in memory as two post-padded id
 tensors; a batch is cut to its longest source and target, and training batches group pairs of similar length."""
 
 import logging
@@ -25,6 +26,7 @@ PAD, START, END, UNKNOWN = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<pad>", "<sos>", "<eos>", "<unk>")
 TASKS = ("copy", "reverse", "sort")
 FRA_ENG_URL = "https://www.manythings.org/anki/fra-eng.zip"
+IWSLT15_URL = "https://nlp.stanford.edu/projects/nmt/data/iwslt15.en-vi/"  # tensorflow/nmt's download_iwslt15.sh
 TOKENIZER_VERSION = 1  # part of the cache key: a change to tokenize() makes new cache entries
 
 WORD_OR_MARK = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")  # words (with inner apostrophes: don't, j'ai) and marks
@@ -93,8 +95,8 @@ class SequencePairDataModule(DataModule):
         if self._pairs is None:
             self._pairs = self.read_pairs()
             self.vocabularies = tuple(tuple(words) for words in self._pairs["vocabularies"])
-            self._widths = tuple(max(self._pairs[split][side].shape[1] for split in ("train", "test"))
-                                 for side in (0, 1))
+            splits = [split for split in self._pairs if split != "vocabularies"]
+            self._widths = tuple(max(self._pairs[split][side].shape[1] for split in splits) for side in (0, 1))
         return self._pairs
 
     def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,6 +258,106 @@ class TranslationPairsDataModule(SequencePairDataModule):
             raise DlbookError(f"{self.path} has no pair of at most data.max_length={self.max_length} words a side; "
                               f"raise it (or set it to null).")
         return sources, targets
+
+
+class ParallelTextDataModule(SequencePairDataModule):
+    """Line-aligned files of sentences already tokenised (words separated by spaces), the source and target of each
+    pair on the same line of <folder>/<prefix>.<language>: tensorflow/nmt's IWSLT'15 Vietnamese-English layout,
+    train.{vi,en} (133,317 pairs), tst2012.* (1,553, validation) and tst2013.* (1,268, test), downloaded from
+    Stanford's NMT page into <data_dir>/iwslt15_en_vi by default.
+
+    `max_length` drops training pairs with a side of more words (tensorflow/nmt truncates them at 50); validation
+    and test pairs are kept whole, so BLEU is over every one. The vocabularies are the folder's vocab.<language>
+    files when `vocabulary_files` and they exist (tensorflow/nmt's), else the training words seen `min_count` times
+    or more; `lowercase` folds case (tensorflow/nmt scores BLEU case-sensitively). Cached in `cache_dir`."""
+
+    name = "parallel_text"
+    layout = "iwslt15_en_vi/{train,tst2012,tst2013}.{vi,en} (data.folder=, data.source=, data.target=)"
+
+    def __init__(self, folder: str = "iwslt15_en_vi", source: str = "vi", target: str = "en",
+                 train_prefix: str = "train", val_prefix: str = "tst2012", test_prefix: str = "tst2013",
+                 max_length: int | None = None, lowercase: bool = False, vocabulary_files: bool = True,
+                 min_count: int = 1, max_vocab: int | None = None, encoding: str = "utf-8",
+                 cache_dir: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.folder = self.data_dir / folder
+        self.languages = (source, target)
+        self.prefixes = {"train": train_prefix, "val": val_prefix, "test": test_prefix}
+        self.max_length, self.lowercase, self.vocabulary_files = max_length, lowercase, vocabulary_files
+        self.min_count, self.max_vocab, self.encoding, self.cache_dir = min_count, max_vocab, encoding, cache_dir
+        self.default_folder = folder == "iwslt15_en_vi"
+
+    def files(self, split: str) -> tuple[Path, Path]:
+        return tuple(self.folder / f"{self.prefixes[split]}.{language}" for language in self.languages)
+
+    def missing_files(self, split):
+        splits = {"train": ("train", "val"), "val": ("val",), "test": ("test",)}[split]  # train: what fit reads
+        return [path for name in splits for path in self.files(name) if not path.is_file()]
+
+    def download(self):
+        if not self.default_folder:
+            raise DlbookError(f"{self.folder} lacks files, and only the default iwslt15_en_vi folder is downloaded")
+        from torchvision.datasets.utils import download_url
+
+        for name in [path.name for split in self.prefixes for path in self.files(split)] + ["vocab.vi", "vocab.en"]:
+            download_url(IWSLT15_URL + name, str(self.folder))
+
+    def tokenize(self, text: str) -> list[str]:
+        return (text.lower() if self.lowercase else text).split()
+
+    def read_pairs(self) -> dict:
+        files = [path for split in self.prefixes for path in self.files(split)] + self.vocabulary_paths()
+        settings = {"max_length": self.max_length, "lowercase": self.lowercase, "min_count": self.min_count,
+                    "max_vocab": self.max_vocab, "encoding": self.encoding, "prefixes": self.prefixes,
+                    "languages": self.languages}
+        if self.cache_dir is None:
+            return self._build()
+        return cached(self.cache_dir, "parallel_text", cache_key(files, **settings), self._build)
+
+    def vocabulary_paths(self) -> list[Path]:
+        paths = [self.folder / f"vocab.{language}" for language in self.languages]
+        return paths if self.vocabulary_files and all(path.is_file() for path in paths) else []
+
+    def _build(self) -> dict:
+        sentences = {split: self._sentences(split) for split in self.prefixes}
+        vocabulary_paths = self.vocabulary_paths()
+        if vocabulary_paths:  # tensorflow/nmt's files start with its own <unk>, <s>, </s>
+            vocabularies = [[*SPECIAL_TOKENS, *(word for word in dict.fromkeys(
+                self.tokenize(read_text(path, self.encoding, "data.folder"))) if word not in ("<unk>", "<s>", "</s>"))]
+                for path in vocabulary_paths]
+        else:
+            vocabularies = [build_vocabulary(side, self.min_count, self.max_vocab) for side in sentences["train"]]
+        pairs = {"vocabularies": vocabularies}
+        for split, (sources, targets) in sentences.items():
+            pairs[split] = (framed(as_ids(sources, vocabularies[0])), framed(as_ids(targets, vocabularies[1]), frame=True))
+        log.info(f"data=parallel_text: {', '.join(f'{len(pairs[split][0])} {split}' for split in self.prefixes)} pairs "
+                 f"of {self.folder}, vocabularies {len(vocabularies[0])} -> {len(vocabularies[1])}")
+        return pairs
+
+    def _sentences(self, split: str) -> tuple[list[list[str]], list[list[str]]]:
+        source_path, target_path = self.files(split)
+        sides = [read_text(path, self.encoding, "data.folder").splitlines() for path in (source_path, target_path)]
+        if len(sides[0]) != len(sides[1]):
+            raise DlbookError(f"{source_path} has {len(sides[0])} lines and {target_path} {len(sides[1])}: "
+                              f"data=parallel_text reads line-aligned files, the translation of line i of the "
+                              f"source on line i of the target.")
+        sources, targets = [], []
+        for source, target in zip(*sides):
+            source, target = self.tokenize(source), self.tokenize(target)
+            if not source or not target:
+                continue
+            if split == "train" and self.max_length and max(len(source), len(target)) > self.max_length:
+                continue
+            sources.append(source)
+            targets.append(target)
+        return sources, targets
+
+    def setup(self, stage: str | None = None) -> None:
+        """The validation and test pairs are their own files, not held out of the training ones."""
+        if stage in (None, "fit", "validate") and self.data_train is None:
+            self.data_train, self.data_val = (PairDataset(*self._load_checked(split)) for split in ("train", "val"))
+        if stage in (None, "test", "predict") and self.data_test is None:
+            self.data_test = PairDataset(*self._load_checked("test"))
 
 
 class SyntheticPairsDataModule(SequencePairDataModule):

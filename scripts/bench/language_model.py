@@ -14,6 +14,7 @@ import argparse
 import os
 import statistics
 import time
+from contextlib import nullcontext
 
 import numpy as np
 from common import scratch_dir, synchronize
@@ -46,15 +47,17 @@ def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, logger: str, e
     return windows, objects["model"], timer.rate * windows.rows.shape[0] * windows.length
 
 
-def plain_epoch(windows, task, accelerator: str) -> float:
+def plain_epoch(windows, task, accelerator: str, carry_state: bool = True, bf16: bool = False) -> float:
     """Tokens/s of the loop a careful PyTorch user writes: each window a slice of the streams, the state carried
-    and detached, the loss summed on the device."""
+    and detached (or, without `carry_state`, each window read afresh), the loss summed on the device; `bf16` in
+    bfloat16 autocast. The net is the dlbook run's."""
     import torch
 
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     net = task.net.to(device)
     rows = windows.rows.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     loss_sum, state = torch.zeros((), device=device), None
     net.train()
     for index in range(len(windows)):
@@ -63,9 +66,10 @@ def plain_epoch(windows, task, accelerator: str) -> float:
             start = time.perf_counter()
         window = rows[:, index * windows.length:(index + 1) * windows.length + 1]
         inputs, targets = window[:, :-1], window[:, 1:]
-        logits, state = net(inputs, state)
+        with autocast:
+            logits, state = net(inputs, state if carry_state else None)
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
         state = tuple(part.detach() for part in state) if isinstance(state, tuple) else state.detach()
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

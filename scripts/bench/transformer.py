@@ -16,11 +16,10 @@ import argparse
 import os
 import statistics
 import time
-from contextlib import nullcontext
 
-from common import scratch_dir, synchronize
+from common import scratch_dir
 from iteration_timer import timed_train
-from language_model import write_random_text
+from language_model import plain_epoch, write_random_text
 
 # A small GPT, as conf/experiment/gpt_shakespeare.yaml trains on a CPU; the command line overrides any of it.
 SMALL = ["model.net.num_layers=4", "model.net.heads=4", "model.net.d_model=128", "model.net.dropout=0",
@@ -37,37 +36,6 @@ def dlbook_epoch(data_dir, out_dir, args):
     objects, timer = timed_train(overrides, out_dir / f"dlbook-gpt-{time.monotonic_ns()}")
     windows = objects["datamodule"].data_train
     return windows, objects["model"], timer.rate * windows.rows.shape[0] * windows.length
-
-
-def plain_epoch(windows, task, args) -> float:
-    """Tokens/s of the loop a careful PyTorch user writes: each window a slice of the streams, the loss summed on
-    the device. The net is the dlbook run's (compiled in place with --compile)."""
-    import torch
-
-    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
-    net = task.net.to(device)
-    rows = windows.rows.to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
-    loss_sum = torch.zeros((), device=device)
-    net.train()
-    for index in range(len(windows)):
-        if index == 1:  # the first window warms up
-            synchronize(device)
-            start = time.perf_counter()
-        window = rows[:, index * windows.length:(index + 1) * windows.length + 1]
-        inputs, targets = window[:, :-1], window[:, 1:]
-        with autocast:
-            logits, _ = net(inputs)
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        optimizer.step()
-        loss_sum += loss.detach()
-    _ = loss_sum.item()  # the epoch's one host read
-    synchronize(device)
-    return (len(windows) - 1) * rows.shape[0] * windows.length / (time.perf_counter() - start)
 
 
 def main():
@@ -89,7 +57,7 @@ def main():
     for _ in range(args.repeats):
         windows, task, rate = dlbook_epoch(work / "data", work, args)
         dlbook.append(rate)
-        plain.append(plain_epoch(windows, task, args))
+        plain.append(plain_epoch(windows, task, args.accelerator, carry_state=False, bf16=args.bf16))
     ours, theirs = statistics.median(dlbook), statistics.median(plain)
     print(f"{'gpt':<10} {theirs:>15.1f} {ours:>16.1f} {ours / theirs:>7.3f}  (dlbook / plain)", flush=True)
 
