@@ -50,3 +50,34 @@ def attention_maps(maps: list[tuple[list[str], list[str], torch.Tensor]]) -> Fig
         axes.set_xticks(range(len(columns)), columns, rotation=90, fontsize="small")
         axes.set_yticks(range(len(rows)), rows, fontsize="small")
     return figure
+
+
+def confusion_matrix(matrix: torch.Tensor, names: list[str]) -> Figure:
+    """Counts of (true class, predicted class), each row shaded by its share of the class's samples."""
+    matrix = matrix.detach().cpu()
+    size = max(4.0, 0.45 * len(names) + 2.0)
+    figure, axes = new_figure(size, size)
+    shares = matrix.double() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
+    axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (row, column), count in zip(torch.cartesian_prod(torch.arange(len(names)), torch.arange(len(names))).tolist(),
+                                    matrix.flatten().tolist()):
+        axes.text(column, row, str(count), ha="center", va="center", fontsize="x-small",
+                  color="white" if shares[row, column] > 0.5 else "black")
+    axes.set_xticks(range(len(names)), names, rotation=90, fontsize="small")
+    axes.set_yticks(range(len(names)), names, fontsize="small")
+    axes.set(xlabel="predicted", ylabel="true", title="Test confusion matrix")
+    return figure
+
+
+def image_grid(images: list[torch.Tensor], titles: list[str], columns: int = 8) -> Figure:
+    """Images (C, H, W) in [0, 1], each under its title."""
+    rows = -(-len(images) // columns)
+    figure = Figure(figsize=(1.6 * min(columns, len(images)), 1.8 * rows), layout="constrained")
+    for axes, image, title in zip(figure.subplots(rows, min(columns, len(images)), squeeze=False).flatten(), images,
+                                  titles):
+        shown = image.detach().cpu().float().permute(1, 2, 0)
+        axes.imshow(shown.squeeze(-1), cmap="gray" if shown.shape[-1] == 1 else None, vmin=0.0, vmax=1.0)
+        axes.set_title(title, fontsize="x-small")
+    for axes in figure.axes:
+        axes.axis("off")
+    return figure

@@ -3,7 +3,9 @@
 
 import csv
 import glob
+import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,6 +101,31 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
             break
         time.sleep(0.2)
     assert b"val/acc" in record and b"digits" in record  # metrics and the resolved config
+    tables = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*" / "files" / "media" / "table" / "test" /
+                           "misclassified_*.table.json"))
+    table = json.loads(Path(tables[0]).read_text())
+    assert table["columns"] == ["input", "label", "predicted"] and 0 < len(table["data"]) <= 16
+    assert all(label != predicted for _, label, predicted in table["data"])
+
+
+def test_classifier_reports_each_class_from_the_test_sets_confusion_matrix(run_config, tmp_path):
+    metrics, objects = train(run_config(["trainer.max_epochs=2"]))
+    task, datamodule = objects["model"], objects["datamodule"]
+    inputs, labels = datamodule.on_after_batch_transfer(
+        datamodule.data_test.__getitems__(list(range(len(datamodule.data_test)))), 0)
+    with torch.no_grad():
+        predicted = task.eval()(inputs).argmax(dim=1)
+    expected = torch.zeros(10, 10, dtype=torch.long)
+    expected.index_put_((labels, predicted), torch.ones_like(labels), accumulate=True)
+    assert torch.equal(task.confusion_matrix, expected)
+    for digit in range(10):
+        hits = expected[digit, digit].item()
+        assert metrics[f"test/recall/{digit}"] == pytest.approx(hits / expected[digit].sum().item(), abs=1e-6)
+        assert metrics[f"test/precision/{digit}"] == pytest.approx(hits / max(1, expected[:, digit].sum().item()),
+                                                                    abs=1e-6)
+    assert 0 < metrics["test/f1_macro"] <= 1
+    figures = tmp_path / "run" / "figures"
+    assert (figures / "confusion_matrix.png").is_file() and (figures / "misclassified_test.png").is_file()
 
 
 def test_csv_logger_writes_metrics(run_config, tmp_path):

@@ -7,11 +7,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from dlbook.data.spec import DataSpec, ImageSpec, TabularSpec, TokenSpec
 from dlbook.data.vectors import use_pretrained_vectors
 from dlbook.errors import DlbookError, IncompatibleDataError
-from dlbook.plots import decision_regions, new_figure, scatter
+from dlbook.plots import confusion_matrix, decision_regions, image_grid, new_figure, scatter
 from dlbook.tasks.base import LossTask
 
 
@@ -19,14 +20,19 @@ class ClassificationTask(LossTask):
     """`binary`: one logit for two-class data, trained with BCE on the logit and read as class 1 where it is
     positive. `row_probabilities` (with binary, on tables): the probability of class 1 of the first that many
     test rows, logged as `test/p_row<i>`, as the books print them for truth tables. On tables of two features, the
-    figures are the decision regions with the training and the test rows."""
+    figures are the decision regions with the training and the test rows.
+
+    Testing also reports per class: `test/precision/<class>`, `test/recall/<class>` and `test/f1/<class>` (and
+    `test/f1_macro`) from the confusion matrix (torchmetrics), drawn as figures/confusion_matrix.png; the first
+    `report_examples` misclassified test samples are drawn (images) and, in W&B, listed in the table
+    test/misclassified with their label and prediction."""
 
     accepts = (ImageSpec, TabularSpec)
     summary_metrics = (("test/acc", "Test accuracy"),)
 
     def __init__(self, net: Callable[..., nn.Module], data_spec: DataSpec, optimizer: Callable,
                  scheduler: dict | None = None, label_smoothing: float = 0.0, binary: bool = False,
-                 row_probabilities: int = 0):
+                 row_probabilities: int = 0, report_examples: int = 16):
         super().__init__(data_spec, optimizer, scheduler)
         if isinstance(data_spec, TabularSpec) and data_spec.is_regression:
             plural = "s" if data_spec.num_targets > 1 else ""
@@ -50,6 +56,10 @@ class ClassificationTask(LossTask):
         self.net = self.build_net(net, data_spec, 1 if binary else data_spec.num_classes)
         self.criterion = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.val_acc_best = self.best_of_run(MaxMetric)
+        self.test_confusion = MulticlassConfusionMatrix(data_spec.num_classes)
+        self.confusion_matrix: torch.Tensor | None = None  # the last test's, (true class, predicted class)
+        self.report_examples = report_examples
+        self.misclassified: list[tuple[torch.Tensor, int, int]] = []  # (input, label, prediction), on the CPU
 
     @staticmethod
     def build_net(net: Callable[..., nn.Module], data_spec: DataSpec, num_outputs: int) -> nn.Module:
@@ -75,11 +85,62 @@ class ClassificationTask(LossTask):
         inputs, labels = batch
         logits = self(inputs)
         loss = self.criterion(logits[:, 0], labels.float()) if self.binary else self.criterion(logits, labels)
+        predicted = self.classes(logits)
         # Summed on the device and logged once per epoch: a few kernels a step where torchmetrics' accuracy and
         # mean launch dozens.
         self.log_epoch_mean(f"{stage}/loss", loss, len(labels))
-        self.log_epoch_sum(f"{stage}/acc", (self.classes(logits) == labels).sum(), len(labels))
+        self.log_epoch_sum(f"{stage}/acc", (predicted == labels).sum(), len(labels))
+        if stage == "test":
+            self.test_confusion.update(predicted, labels)
+            if len(self.misclassified) < self.report_examples:
+                wrong = (predicted != labels).nonzero()[:self.report_examples - len(self.misclassified), 0].cpu()
+                self.misclassified += [(inputs[i].cpu(), int(labels[i]), int(predicted[i])) for i in wrong]
         return loss
+
+    @property
+    def class_names(self) -> list[str]:
+        names = getattr(self.data_spec, "class_names", ()) or getattr(self.data_spec, "target_names", ())
+        return [str(names[i]) if i < len(names) else str(i) for i in range(self.data_spec.num_classes)]
+
+    def on_test_epoch_start(self) -> None:
+        self.misclassified = []
+
+    def log_class_report(self) -> None:
+        """Per-class precision, recall and F1 of the test set's confusion matrix, and the macro F1."""
+        matrix = self.test_confusion.compute().double()
+        self.test_confusion.reset()
+        self.confusion_matrix = matrix.long().cpu()
+        hits = matrix.diagonal()
+        precision, recall = hits / matrix.sum(dim=0).clamp(min=1), hits / matrix.sum(dim=1).clamp(min=1)
+        f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+        for index, name in enumerate(self.class_names):
+            key = name.replace("/", "_")  # a slash would nest the name in W&B's panels
+            self.log(f"test/precision/{key}", precision[index].float())
+            self.log(f"test/recall/{key}", recall[index].float())
+            self.log(f"test/f1/{key}", f1[index].float())
+        self.log("test/f1_macro", f1.mean().float())
+        if self.trainer.is_global_zero:
+            self.log_misclassified_table()
+
+    def log_misclassified_table(self) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers = [logger for logger in self.loggers if isinstance(logger, WandbLogger)]
+        if not loggers or not self.misclassified:
+            return
+        import wandb
+
+        names, rows = self.class_names, []
+        for sample, label, predicted in self.misclassified:
+            if isinstance(self.data_spec, ImageSpec):
+                shown = wandb.Image(rescaled(sample).permute(1, 2, 0).squeeze(-1).numpy())
+            elif isinstance(self.data_spec, TokenSpec) and self.data_spec.vocabulary:
+                shown = self.data_spec.separator.join(self.data_spec.vocabulary[i] for i in sample.tolist() if i)
+            else:
+                shown = ", ".join(f"{value:.4g}" for value in sample.tolist())
+            rows.append([shown, names[label], names[predicted]])
+        for logger in loggers:
+            logger.log_table("test/misclassified", columns=["input", "label", "predicted"], data=rows)
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
@@ -87,6 +148,7 @@ class ClassificationTask(LossTask):
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
+        self.log_class_report()
         if self.row_probabilities:
             rows = self.trainer.datamodule.data_test.tensors[0][:self.row_probabilities].to(self.device)
             for index, probability in enumerate(torch.sigmoid(self(rows)[:, 0])):
@@ -123,8 +185,9 @@ class ClassificationTask(LossTask):
         """On tables of two features: the decision regions with the rows (training rows when training ends, test
         rows when testing ends), in the features' own units."""
         spec, datamodule = self.data_spec, self.trainer.datamodule
+        figures = self.report_figures() if stage == "test" else {}
         if not isinstance(spec, TabularSpec) or spec.num_features != 2 or datamodule is None:
-            return {}
+            return figures
         split = "train" if stage == "fit" else "test"
         features, labels = getattr(datamodule, f"data_{split}").tensors
         scaling = datamodule.scaling  # the rows arrive scaled (data.scaling); the figure is in their own units
@@ -138,7 +201,25 @@ class ClassificationTask(LossTask):
         scatter(axes, points, labels, spec.target_names, edgecolors="black", linewidths=0.5)
         axes.set(xlabel=spec.feature_names[0], ylabel=spec.feature_names[1],
                  title=f"Decision regions, {split} rows")
-        return {f"decision_regions_{split}": figure}
+        return {**figures, f"decision_regions_{split}": figure}
+
+    def report_figures(self) -> dict:
+        """The test set's confusion matrix, and its first misclassified images with their label and prediction."""
+        figures = {}
+        if self.confusion_matrix is not None:
+            figures["confusion_matrix"] = confusion_matrix(self.confusion_matrix, self.class_names)
+        if self.misclassified and isinstance(self.data_spec, ImageSpec):
+            names = self.class_names
+            figures["misclassified_test"] = image_grid(
+                [rescaled(sample) for sample, _, _ in self.misclassified],
+                [f"{names[label]} -> {names[predicted]}" for _, label, predicted in self.misclassified])
+        return figures
+
+
+def rescaled(image: torch.Tensor) -> torch.Tensor:
+    """A normalised image (C, H, W) stretched to [0, 1] for display."""
+    image = image.float()
+    return (image - image.min()) / (image.max() - image.min()).clamp(min=1e-8)
 
 
 class SequenceClassificationTask(ClassificationTask):
