@@ -52,6 +52,34 @@ def test_resume_continues_epochs_steps_and_optimizer(run_config, tmp_path):
     assert epochs_logged == [0, 1, 2]
 
 
+@pytest.mark.parametrize("model", ["mlp", "gan"])
+def test_ema_weights_are_what_a_run_ends_with_and_saves_and_a_resume_goes_on_from_both(run_config, tmp_path, model):
+    setup = [f"model={model}", "callbacks=[default,ema]", "callbacks.ema.decay=0.8", "trainer.max_epochs=2",
+             "++trainer.limit_train_batches=6", "trainer.deterministic=true",
+             *(["++callbacks.sample_quality=null", "callbacks.sample_grid.every_n_batches=6"] if model == "gan" else [])]
+    whole, objects = train(run_config(setup, run_name="whole"))
+    saved = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=True)
+    averaged, current = saved["state_dict"], saved["current_model_state"]
+    weights = [name for name, value in averaged.items() if value.is_floating_point() and value.dim() > 1]
+    assert weights and all(not torch.equal(averaged[name], current[name]) for name in weights)
+    # A GAN ends with the last average; a classifier is tested with the best checkpoint's, as eval.py reads it.
+    ended = saved if model == "gan" else torch.load(tmp_path / "whole" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert all(torch.equal(value.cpu(), ended["state_dict"][name])
+               for name, value in objects["model"].state_dict().items() if name in weights)
+    if model == "mlp":
+        evaluated, _ = evaluate(run_config([f"ckpt_path={tmp_path / 'whole'}"], config_name="eval", run_name="eval"))
+        assert evaluated["test/acc"] == pytest.approx(whole["test/acc"])
+    crash = [*setup, "+callbacks.crash._target_=tests.callbacks.CrashAfterEpoch", "+callbacks.crash.epoch=0"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(run_config(crash, run_name="resumed"))
+    resumed, _ = train(run_config([*setup, "ckpt_path=last"], run_name="resumed"))
+    again = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    for name in weights:
+        torch.testing.assert_close(again["state_dict"][name], averaged[name])
+        torch.testing.assert_close(again["current_model_state"][name], current[name])
+    assert resumed == pytest.approx(whole)
+
+
 def test_auto_resume_starts_fresh_then_goes_on_from_the_newest_whole_checkpoint(run_config, tmp_path, caplog):
     job = ["ckpt_path=auto", "test=false", "trainer.max_epochs=1"]
     _, objects = train(run_config(job))  # nothing to resume yet
