@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dlbook.errors import DlbookError
+from dlbook.tuning import tune
 from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate, instantiate_group,
                                  register_resolvers)
 from dlbook.utils.entry import close_wandb, guarded, scalar_metrics, write_summary
@@ -171,6 +172,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})
 
+    tuned = tune(cfg, trainer, model, datamodule, output_dir) if cfg.get("train") else {}
     train_metrics = {}
     if cfg.get("train"):
         log.info("Training" + (f", resumed from {ckpt_path}" if ckpt_path and restore == "full" else ""))
@@ -188,7 +190,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
         test_metrics = scalar_metrics(trainer.callback_metrics)
 
-    metrics = {**train_metrics, **test_metrics}
+    metrics = {**tuned, **train_metrics, **test_metrics}
     objects = {"trainer": trainer, "model": model, "datamodule": datamodule}
     if not trainer.is_global_zero:  # under DDP one process writes the summary
         return metrics, objects

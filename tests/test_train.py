@@ -80,6 +80,34 @@ def test_ema_weights_are_what_a_run_ends_with_and_saves_and_a_resume_goes_on_fro
     assert resumed == pytest.approx(whole)
 
 
+def test_tune_lr_trains_with_the_range_tests_suggestion(run_config, tmp_path):
+    metrics, objects = train(run_config(["tune=lr", "tune_options.num_training=40", "trainer.max_epochs=2"]))
+    suggested = json.loads((tmp_path / "run" / "tune.json").read_text())["tune/lr"]
+    assert metrics["tune/lr"] == suggested and 1e-6 < suggested < 1.0 and suggested != 1e-3  # not adam.yaml's
+    assert objects["trainer"].optimizers[0].param_groups[0]["lr"] == pytest.approx(suggested)
+    assert (tmp_path / "run" / "figures" / "lr_find.png").is_file()
+    assert metrics["test/acc"] > 0.5 and objects["trainer"].global_step == 2 * objects["trainer"].num_training_batches
+
+
+def test_tune_batch_size_trains_with_the_largest_batch_that_fit(run_config, tmp_path):
+    metrics, objects = train(run_config(["tune=batch_size", "tune_options.max_trials=4", "trainer.max_epochs=1"]))
+    size = json.loads((tmp_path / "run" / "tune.json").read_text())["tune/batch_size"]
+    assert metrics["tune/batch_size"] == size == objects["datamodule"].batch_size == 16  # 2, 4, 8, 16: 4 trials
+    assert objects["trainer"].num_training_batches == -(-len(objects["datamodule"].data_train) // size)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["tune=speed"], "tune=speed is not one of lr, batch_size"),
+    (["tune=lr", "model=gan"], "tune=lr: model=GANTask steps its own optimizers"),
+    (["tune=lr", "ckpt_path=last"], "a resumed run goes on with the optimizer and batches it had"),
+])
+def test_tuning_what_cannot_be_tuned_is_refused(run_config, tmp_path, overrides, message):
+    if "ckpt_path=last" in overrides:
+        train(run_config(["trainer.max_epochs=1", "test=false"]))
+    with pytest.raises(DlbookError, match=message):
+        train(run_config([*overrides, "trainer.max_epochs=1"]))
+
+
 def test_auto_resume_starts_fresh_then_goes_on_from_the_newest_whole_checkpoint(run_config, tmp_path, caplog):
     job = ["ckpt_path=auto", "test=false", "trainer.max_epochs=1"]
     _, objects = train(run_config(job))  # nothing to resume yet
