@@ -12,7 +12,7 @@ from dlbook.errors import DlbookError
 from dlbook.tuning import tune
 from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate, instantiate_group,
                                  register_resolvers)
-from dlbook.utils.entry import close_wandb, guarded, scalar_metrics, write_summary
+from dlbook.utils.entry import COMPLETED, close_wandb, guarded, scalar_metrics, write_summary
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
@@ -109,6 +109,31 @@ def point_ddp_ranks_at_this_job(output_dir: str) -> None:
         hydra_cfg.run.dir = output_dir
 
 
+def job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
+
+
+def completed_sweep_job(output_dir: str) -> dict | None:
+    """In a sweep, the metrics of this job when its directory holds a metrics.json that says it completed with
+    these same overrides (the sweep run again with sweep_dir= after a crash); None: the job runs."""
+    import json
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    summary = Path(output_dir) / "metrics.json"
+    if HydraConfig.get().mode != RunMode.MULTIRUN or not summary.exists():
+        return None
+    metrics = json.loads(summary.read_text())
+    if metrics.get("status") != COMPLETED or metrics.get("overrides") != job_overrides():
+        return None
+    log.info(f"Job {HydraConfig.get().job.num} completed before ({summary}): skipped")
+    return metrics
+
+
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
@@ -119,6 +144,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     output_dir = HydraConfig.get().runtime.output_dir
     run_choices = choices()
+    completed = completed_sweep_job(output_dir)
+    if completed is not None:
+        return completed, {}
     if cfg.get("ckpt_path") == "auto":  # a preemptible job's one setting: resume if run_dir has a checkpoint
         ckpt_path = newest_checkpoint(output_dir)
         log.info(f"ckpt_path=auto: {f'resuming from {ckpt_path}' if ckpt_path else 'no checkpoint yet, starting'}")
@@ -194,7 +222,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     objects = {"trainer": trainer, "model": model, "datamodule": datamodule}
     if not trainer.is_global_zero:  # under DDP one process writes the summary
         return metrics, objects
-    summary_path = write_summary(output_dir, {**metrics, "model/params": sum(p.numel() for p in model.parameters()),
+    summary_path = write_summary(output_dir, {**metrics, "status": COMPLETED, "overrides": job_overrides(),
+                                              "model/params": sum(p.numel() for p in model.parameters()),
                                               "best_checkpoint": best_path, "run_dir": output_dir,
                                               "epochs": trainer.current_epoch, "global_step": trainer.global_step})
     close_wandb()  # its shutdown report would otherwise bury the lines below

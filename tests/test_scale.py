@@ -44,6 +44,25 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert float(rows[1]["test/acc"]) > 0.5 and "at_epoch=99" in rows[1]["overrides"]
 
 
+def test_a_sweep_run_again_into_its_directory_skips_the_jobs_that_completed(tmp_path):
+    sweep = ["-m", "optimizer.lr=1e-3,3e-4", "trainer.max_epochs=1", f"sweep_dir={tmp_path / 'sweep'}", *QUIET]
+    first = run("train.py", *sweep, cwd=tmp_path)
+    assert first.returncode == 0, output(first)
+    jobs = [tmp_path / "sweep" / str(job) for job in (0, 1)]
+    kept = (jobs[1] / "metrics.json").read_text()
+    assert json.loads(kept)["status"] == "completed"
+    (jobs[0] / "metrics.json").write_text(json.dumps({"status": "failed", "error": "killed"}))  # a crashed job
+    again = run("train.py", *sweep, cwd=tmp_path)
+    assert again.returncode == 0, output(again)
+    assert "Job 1 completed before" in output(again) and "Job 0 completed before" not in output(again)
+    assert (jobs[1] / "metrics.json").read_text() == kept  # not run again
+    assert json.loads((jobs[0] / "metrics.json").read_text())["status"] == "completed"
+    with open(tmp_path / "sweep" / "summary.csv") as f:
+        assert [row["status"] for row in csv.DictReader(f)] == ["completed", "completed"]
+    changed = run("train.py", *sweep[:-len(QUIET)], "seed=7", *QUIET, cwd=tmp_path)  # other overrides: all run
+    assert changed.returncode == 0 and "completed before" not in output(changed), output(changed)
+
+
 @pytest.mark.slow  # half a minute of Optuna trials (test-all); basic sweeps run in test_cli.py by default
 def test_optuna_study_in_sqlite_resumes_and_takes_failed_trials(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"

@@ -63,6 +63,11 @@ def run_directory(run_dir: str | None, runs_dir: str, stamp: str) -> str:
     return run_dir if run_dir is not None else str(create_unique_dir(runs_dir, stamp))
 
 
+def sweep_directory(sweep_dir: str | None, default: str) -> str:
+    """hydra.sweep.dir: sweep_dir when given (a sweep run again into its directory), else the default."""
+    return default if sweep_dir is None else sweep_dir
+
+
 def records_subdir(run_dir: str | None, stamp: str) -> str:
     """hydra.output_subdir, where Hydra writes config.yaml, overrides.yaml and hydra.yaml: .hydra for a new run;
     for a run into a directory that has them already (a resume), .hydra/resume-<stamp>, so the original run's
@@ -85,7 +90,8 @@ def records_dir() -> Path:
 def register_resolvers() -> None:
     # `cwd` rather than ${hydra:runtime.cwd}: sweep directories are resolved before Hydra sets the latter.
     for name, resolver in (("wandb_offline", wandb_offline), ("run_directory", run_directory),
-                           ("records_subdir", records_subdir), ("cwd", os.getcwd)):
+                           ("sweep_directory", sweep_directory), ("records_subdir", records_subdir),
+                           ("cwd", os.getcwd)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
 

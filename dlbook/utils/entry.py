@@ -12,7 +12,7 @@ from pathlib import Path
 from dlbook.errors import DlbookError
 
 log = logging.getLogger("dlbook")
-FAILED = "failed"
+COMPLETED, FAILED = "completed", "failed"  # a job's status in its metrics.json
 
 
 def guarded(work, cfg):
@@ -113,7 +113,7 @@ def write_sweep_summary(sweep_dir: Path) -> Path:
             continue  # still running
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
         metrics = json.loads(metrics_file.read_text())
-        row = {"job": job_dir.name, "status": metrics.pop("status", "completed"), "overrides": " ".join(overrides)}
+        row = {"job": job_dir.name, "status": metrics.pop("status", COMPLETED), "overrides": " ".join(overrides)}
         row.update({key: value for key, value in metrics.items() if not isinstance(value, (dict, list))})
         rows.append(row)
     columns = list(dict.fromkeys(key for row in rows for key in row))
