@@ -184,6 +184,43 @@ def test_classifier_reports_each_class_from_the_test_sets_confusion_matrix(run_c
     assert (figures / "confusion_matrix.png").is_file() and (figures / "misclassified_test.png").is_file()
 
 
+def test_checkpoints_become_wandb_artifacts_offline_and_load_back_from_one(run_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    metrics, _ = train(run_config(["logger=wandb", "logger.wandb.log_model=true", "trainer.max_epochs=2"]))
+    run_id = (tmp_path / "run" / "wandb_run_id").read_text().strip()
+    (record,) = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*" / "run-*.wandb"))
+    deadline = time.monotonic() + 30  # W&B's writer process may still be flushing the record file
+    while b"latest" not in Path(record).read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    written = Path(record).read_bytes()
+    for expected in (f"model-{run_id}".encode(), b"best.ckpt", b"last.ckpt", b'"best"', b"latest"):
+        assert expected in written, expected
+
+    artifact = "someone/dlbook/model-" + run_id + ":best"
+    with pytest.raises(DlbookError, match=f"ckpt_path=wandb:{artifact} reads a W&B artifact, which needs W&B "
+                                          f"online: set WANDB_API_KEY"):
+        evaluate(run_config([f"ckpt_path=wandb:{artifact}"], config_name="eval", run_name="offline"))
+
+    class Api:  # W&B's API online, as far as ckpt_path=wandb: asks it: the artifact's files downloaded
+        def artifact(self, name, type):
+            assert (name, type) == (artifact, "model")
+            return self
+
+        def download(self, root):
+            Path(root).mkdir(parents=True)
+            Path(root, "best.ckpt").write_bytes((tmp_path / "run" / "checkpoints" / "best.ckpt").read_bytes())
+            return root
+
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setattr(wandb, "Api", Api)
+    evaluated, _ = evaluate(run_config([f"ckpt_path=wandb:{artifact}"], config_name="eval", run_name="online"))
+    assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert list((tmp_path / "online" / "artifacts").rglob("best.ckpt"))
+
+
 def test_csv_logger_writes_metrics(run_config, tmp_path):
     train(run_config(["logger=csv", "trainer.max_epochs=2"]))
     rows = read_csv_metrics(tmp_path / "run")

@@ -1,6 +1,7 @@
 """Finding and checking checkpoints before Lightning touches them, so a bad path is one clear error."""
 
 import logging
+import os
 import zipfile
 from pathlib import Path
 
@@ -21,9 +22,40 @@ def newest_checkpoint(output_dir: str) -> Path | None:
     return None
 
 
+WANDB_PREFIX = "wandb:"
+
+
+def wandb_checkpoint(name: str, output_dir: str) -> Path:
+    """ckpt_path=wandb:<entity>/<project>/<artifact>:<alias or version>: the artifact's checkpoint, downloaded into
+    <output_dir>/artifacts/ (W&B's API needs to be online)."""
+    from dlbook.utils.config import wandb_offline
+
+    if wandb_offline():
+        raise CheckpointError(
+            f"ckpt_path={WANDB_PREFIX}{name} reads a W&B artifact, which needs W&B online: set WANDB_API_KEY or run "
+            f"`wandb login` (WANDB_MODE is {os.environ.get('WANDB_MODE') or 'unset'}). Without a "
+            f"network, fetch it elsewhere with `wandb artifact get {name}` and pass ckpt_path=<its .ckpt file>.")
+    import wandb
+
+    try:
+        artifact = wandb.Api().artifact(name, type="model")
+        folder = Path(artifact.download(root=str(Path(output_dir) / "artifacts" / name.replace("/", "_"))))
+    except Exception as error:  # not found, no permission, no network
+        raise CheckpointError(f"ckpt_path={WANDB_PREFIX}{name}: W&B could not give the artifact ({type(error).__name__}: "
+                              f"{error}). Name it as <entity>/<project>/model-<run id>:<best|latest|v3>.") from None
+    found = sorted(folder.glob("*.ckpt"))
+    if len(found) != 1:
+        raise CheckpointError(f"ckpt_path={WANDB_PREFIX}{name} holds {len(found)} .ckpt files, not one: "
+                              f"{', '.join(path.name for path in found) or 'none'}.")
+    log.info(f"ckpt_path={WANDB_PREFIX}{name}: downloaded {found[0]}")
+    return check_checkpoint(found[0])
+
+
 def resolve_checkpoint(ckpt_path: str, output_dir: str) -> Path:
-    """`last`/`best` name the checkpoints of the run directory, `auto` its newest; a directory means its
-    best.ckpt; else a file."""
+    """`last`/`best` name the checkpoints of the run directory, `auto` its newest; `wandb:<artifact>` a W&B model
+    artifact's; a directory means its best.ckpt; else a file."""
+    if str(ckpt_path).startswith(WANDB_PREFIX):
+        return wandb_checkpoint(str(ckpt_path)[len(WANDB_PREFIX):], output_dir)
     if ckpt_path == "auto":
         path = newest_checkpoint(output_dir)
         if path is None:
