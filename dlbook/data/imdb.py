@@ -137,11 +137,11 @@ class IMDBDataModule(DataModule):
         if self.vocabulary is None:  # the words, for pretrained vectors: from the cache after the first run
             self.setup("fit")
         return TokenSpec(self.vocab_size, self.max_length, PAD, len(CLASSES), vocabulary=tuple(self.vocabulary),
-                         separator=" ")
+                         separator=" ", class_names=CLASSES)
 
     @classmethod
     def fixed_spec(cls, data_cfg: DictConfig) -> TokenSpec:
-        return TokenSpec(data_cfg.vocab_size, data_cfg.max_length, PAD, len(CLASSES))
+        return TokenSpec(data_cfg.vocab_size, data_cfg.max_length, PAD, len(CLASSES), class_names=CLASSES)
 
     @property
     def holds_out_test(self) -> bool:

@@ -109,6 +109,7 @@ class TokenSpec(DataSpec):
     num_classes: int = 0  # 0: language modelling (the targets are the next tokens)
     vocabulary: tuple[str, ...] = ()
     separator: str = ""  # what joins decoded tokens: "" for characters, " " for words
+    class_names: tuple[str, ...] = ()
     kind = "token_sequences"
 
     def describe(self) -> str:
