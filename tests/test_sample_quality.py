@@ -226,7 +226,7 @@ def test_every_gan_run_measures_its_samples_in_a_classifier_it_trains_once(run_c
         return extractor, values
 
     first, values = run("first")
-    assert isinstance(first, TrainedClassifierFeatures) and first.path.parent == tmp_path / "data" / "feature_extractors"
+    assert isinstance(first, TrainedClassifierFeatures) and first.path.parent == tmp_path / "cache" / "feature_extractors"
     assert first.held_out_accuracy > 0.8  # the digits' 10 classes: the features separate them (chance 0.1)
     assert len(values) == 2 and all(math.isfinite(value) and value > 0 for value in values)
     trained_at = first.path.stat().st_mtime_ns

@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from dlbook.data.cache import default_cache_dir
 from dlbook.errors import DlbookError
 from dlbook.metrics import frechet_distance, penultimate_features
 
@@ -36,17 +37,17 @@ class FrechetDistance(L.Callback):
     - features=classifier: a classifier of the GAN's data, as `val/frechet_distance`: `classifier_ckpt`, a
       checkpoint written by train.py for images of the same shape (e.g. `python train.py model=mnist_cnn
       data=mnist` for MNIST GANs), or else the 512-256-128 MLP of `model=mlp` trained here for
-      `classifier_epochs` on the GAN's training images and kept in `<data_dir>/feature_extractors/` for the next
-      run on the same data.
+      `classifier_epochs` on the GAN's training images and kept in `<cache_dir>/feature_extractors/` (never in
+      the data folder, which may be read-only) for the next run on the same data.
     - features=auto: Inception when its weights file is found, else the classifier; for data of one class, which
       no classifier can be trained on, nothing is measured (with a warning).
     """
 
     def __init__(self, features: str = "auto", classifier_ckpt: str | None = None,
                  inception_weights: str | None = None, num_samples: int = 1000, every_n_epochs: int = 1,
-                 classifier_epochs: int = 3):
+                 classifier_epochs: int = 3, cache_dir: str | None = None):
         self.features = features
-        self.extractor = choose_features(features, classifier_ckpt, inception_weights, classifier_epochs)
+        self.extractor = choose_features(features, classifier_ckpt, inception_weights, classifier_epochs, cache_dir)
         self.real_features = None
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
@@ -133,14 +134,15 @@ class ClassifierFeatures:
 
 class TrainedClassifierFeatures(ClassifierFeatures):
     """The offline fallback: model=mlp's net trained on the GAN's own training images (10% held out to report its
-    accuracy), saved in <data_dir>/feature_extractors/ under a fingerprint of those images, and loaded from there
+    accuracy), saved in <cache_dir>/feature_extractors/ under a fingerprint of those images, and loaded from there
     by later runs on the same data. On the digits the distance in its
     features fell to 0.4x over 10 epochs of the MLP GAN, where a small ResNet-9's (max-pooled) hardly moved."""
 
     HIDDEN_SIZES = (512, 256, 128)
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, cache_dir: str | None = None):
         self.epochs = epochs
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.classifier = self.classifier_data = self.path = self.held_out_accuracy = None
 
     def describe(self) -> str:
@@ -154,7 +156,7 @@ class TrainedClassifierFeatures(ClassifierFeatures):
         spec, images = datamodule.spec, datamodule.data_train.images
         self.classifier_data = datamodule
         fingerprint = hashlib.sha1(images[::max(1, len(images) // 512)].cpu().numpy().tobytes()).hexdigest()[:12]
-        self.path = (Path(datamodule.data_dir) / "feature_extractors" / f"{datamodule.name}-{len(images)}-"
+        self.path = (self.cache_dir / "feature_extractors" / f"{datamodule.name}-{len(images)}-"
                      f"{fingerprint}-{datamodule.normalization}-mlp-{self.epochs}epochs.pt")
         with seeded_aside():
             self.classifier = MLP(spec.input_shape, spec.num_classes, self.HIDDEN_SIZES).to(device)
@@ -210,7 +212,7 @@ class TrainedClassifierFeatures(ClassifierFeatures):
             torch.save({"state_dict": self.classifier.state_dict(), "held_out_accuracy": self.held_out_accuracy},
                        partial)
             os.replace(partial, self.path)
-        except OSError as error:  # a read-only data folder: the next run trains it again
+        except OSError as error:  # an unwritable cache folder: the next run trains it again
             log.warning(f"Could not keep the feature classifier in {self.path} ({error})")
 
 
@@ -258,7 +260,7 @@ def seeded_aside(seed: int = 0):
 
 
 def choose_features(features: str, classifier_ckpt: str | None, inception_weights: str | None,
-                    classifier_epochs: int = 3):
+                    classifier_epochs: int = 3, cache_dir: str | None = None):
     if features not in FEATURES:
         raise DlbookError(f"callbacks.sample_quality.features={features!r} is not one of {', '.join(FEATURES)}.")
     if features != "classifier":
@@ -273,7 +275,7 @@ def choose_features(features: str, classifier_ckpt: str | None, inception_weight
                               f"features=classifier (see README, GANs).")
     if classifier_ckpt:
         return ClassifierFeatures(classifier_ckpt)
-    return TrainedClassifierFeatures(classifier_epochs)
+    return TrainedClassifierFeatures(classifier_epochs, cache_dir)
 
 
 def find_inception_weights(inception_weights: str | None) -> Path | None:
