@@ -25,7 +25,8 @@ def test_softmax_regression_classifies_iris(run_config, tmp_path):
     metrics, objects = train(cfg)
     assert metrics["test/acc"] > 0.9  # chance is 1/3
     assert metrics["train/loss"] < 0.5 * 1.0986  # ln 3, where the loss starts
-    assert not (tmp_path / "run" / "figures").exists()  # four features: no decision regions to draw
+    figures = sorted(path.name for path in (tmp_path / "run" / "figures").glob("*.png"))
+    assert figures == ["confusion_matrix.png"]  # four features: no decision regions to draw
 
 
 def test_logistic_regression_beats_the_majority_class_on_breast_cancer(run_config):
@@ -45,7 +46,7 @@ def test_xor_mlp_learns_xor_and_draws_its_decision_regions(run_config, tmp_path)
     assert max(metrics["test/p_row0"], metrics["test/p_row3"]) < 0.2 < 0.8 < min(metrics["test/p_row1"],
                                                                                   metrics["test/p_row2"])
     figures = sorted(path.name for path in (tmp_path / "run" / "figures").glob("*.png"))
-    assert figures == ["decision_regions_test.png", "decision_regions_train.png"]
+    assert figures == ["confusion_matrix.png", "decision_regions_test.png", "decision_regions_train.png"]
 
 
 def test_xor_mlp_with_a_linear_hidden_layer_cannot_learn_xor(run_config):
