@@ -213,7 +213,10 @@ def duration(seconds: float) -> str:
 
 
 def number(value: float, book_value: float | None) -> str:
-    """dlbook's value to 4 decimals, or to as many as the book prints (a gradient check's 6.000000000012662)."""
+    """dlbook's value to 4 decimals, or to as many as the book prints (a gradient check's 6.000000000012662); a
+    count, as a count."""
+    if isinstance(book_value, int) and float(value).is_integer():
+        return f"{int(value)}"
     decimals = len(repr(book_value).split(".")[1]) if isinstance(book_value, float) and "e" not in repr(book_value) else 0
     return f"{value:.{max(4, decimals)}f}"
 
