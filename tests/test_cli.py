@@ -108,6 +108,7 @@ def test_help_does_not_import_torch(tmp_path):
     assert "model: " in result.stdout and "lenet5" in result.stdout  # the groups and choices are listed
 
 
+@pytest.mark.slow  # two processes started together (test-all); run directories are made by every other test
 def test_runs_started_together_get_a_directory_each(tmp_path):
     env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "0"}
     processes = [subprocess.Popen([sys.executable, str(ROOT / "train.py"), "trainer.max_epochs=1", f"seed={seed}",

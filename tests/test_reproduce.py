@@ -72,7 +72,8 @@ def test_every_experiment_states_its_book_result(path):
 def test_values_show_as_many_decimals_as_the_book_prints():
     assert reproduce.number(6.000000000012662, 6.000000000012662) == "6.000000000012662"
     assert reproduce.number(0.92519, 0.9105) == "0.9252"
-    assert reproduce.number(3.0, 3) == "3.0000"
+    assert reproduce.number(3.0, 3) == "3"  # a count (the elbow's k, a parameter count) as a count
+    assert reproduce.number(3.5, 3) == "3.5000"
 
 
 def test_the_block_survives_composition():

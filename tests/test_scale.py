@@ -44,6 +44,7 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert float(rows[1]["test/acc"]) > 0.5 and "at_epoch=99" in rows[1]["overrides"]
 
 
+@pytest.mark.slow  # twenty seconds: two sweeps of two jobs (test-all); sweeps themselves run by default
 def test_a_sweep_run_again_into_its_directory_skips_the_jobs_that_completed(tmp_path):
     sweep = ["-m", "optimizer.lr=1e-3,3e-4", "trainer.max_epochs=1", f"sweep_dir={tmp_path / 'sweep'}", *QUIET]
     first = run("train.py", *sweep, cwd=tmp_path)
@@ -287,6 +288,7 @@ def test_slurm_launcher_config(run_config):
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 8, 8)
 
 
+@pytest.mark.slow  # a sweep with W&B's writer process per job (test-all); W&B offline runs are tested by default
 def test_each_sweep_job_gets_its_own_wandb_run(tmp_path):
     env_free = {name: value for name, value in os.environ.items() if not name.startswith("WANDB_")}
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "optimizer.lr=1e-3,3e-4",
