@@ -43,9 +43,9 @@ def tune(cfg: DictConfig, trainer, model, datamodule, output_dir: str) -> dict[s
         if finder is not None:
             save_plot(finder.plot(suggest=True), Path(output_dir) / "figures" / "lr_find.png")
         if suggestion is None:
-            raise DlbookError(f"tune=lr found no rate where the loss fell fastest over {len(finder.results['lr'])} "
-                              f"steps (the loss did not fall, or became NaN); see figures/lr_find.png, or widen "
-                              f"tune_options.min_lr / max_lr.")
+            raise DlbookError(f"tune=lr found no rate where the loss fell fastest over "
+                              f"{recorded_steps(finder)} steps (the loss did not fall, or became NaN); see "
+                              f"figures/lr_find.png, or widen tune_options.min_lr / max_lr.")
         log.info(f"tune=lr: the loss fell fastest at lr={suggestion:.3g}; training with it "
                  f"(optimizer.lr was {model.optimizer_factory.keywords.get('lr')})")
         model.optimizer_factory.keywords["lr"] = suggestion
@@ -57,6 +57,11 @@ def tune(cfg: DictConfig, trainer, model, datamodule, output_dir: str) -> dict[s
         result = {"tune/batch_size": size}
     Path(output_dir, "tune.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def recorded_steps(finder) -> int:
+    """How many steps the range test recorded (none where it gave no finder)."""
+    return len(finder.results["lr"]) if finder is not None else 0
 
 
 def save_plot(figure, path: Path) -> None:
