@@ -112,11 +112,10 @@ class SequencePairDataModule(DataModule):
     def encode_sources(self, texts: list[str]) -> torch.Tensor:
         """Raw source texts as the model's input, (N, S) ids post-padded, tokenised as the training sources were;
         words the vocabulary lacks become <unk>."""
-        index = {token: i for i, token in enumerate(self.spec.source_vocabulary)}
         tokens = [self.tokenize(text) for text in texts]
         if not all(tokens):
             raise DlbookError(f"A text to translate holds no token: {texts[[bool(t) for t in tokens].index(False)]!r}.")
-        return framed([[index.get(token, UNKNOWN) for token in words] for words in tokens])
+        return framed(as_ids(tokens, self.spec.source_vocabulary))
 
     def tokenize(self, text: str) -> list[str]:
         return text.split()
@@ -161,9 +160,15 @@ def build_vocabulary(sentences: list[list[str]], min_count: int, max_size: int |
     return words[:max_size] if max_size else words
 
 
-def as_ids(sentences: list[list[str]], vocabulary: list[str]) -> list[list[int]]:
+def as_ids(sentences: list[list[str]], vocabulary) -> list[list[int]]:
+    """Each sentence's words as ids of the vocabulary; words it lacks as <unk>."""
     index = {word: i for i, word in enumerate(vocabulary)}
     return [[index.get(word, UNKNOWN) for word in words] for words in sentences]
+
+
+def pair_tensors(sources: list[list[str]], targets: list[list[str]], vocabularies) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source ids post-padded, and target ids framed by <sos> and <eos> and post-padded."""
+    return framed(as_ids(sources, vocabularies[0])), framed(as_ids(targets, vocabularies[1]), frame=True)
 
 
 class TranslationPairsDataModule(SequencePairDataModule):
@@ -228,8 +233,7 @@ class TranslationPairsDataModule(SequencePairDataModule):
                         for side in (sources, targets)]
         pairs = {"vocabularies": vocabularies}
         for split, rows in splits.items():
-            pairs[split] = (framed(as_ids([sources[i] for i in rows], vocabularies[0])),
-                            framed(as_ids([targets[i] for i in rows], vocabularies[1]), frame=True))
+            pairs[split] = pair_tensors([sources[i] for i in rows], [targets[i] for i in rows], vocabularies)
         log.info(f"data=translation_pairs: {len(sources)} pairs of {self.path}, vocabularies "
                  f"{len(vocabularies[0])} -> {len(vocabularies[1])}")
         return pairs
@@ -329,7 +333,7 @@ class ParallelTextDataModule(SequencePairDataModule):
             vocabularies = [build_vocabulary(side, self.min_count, self.max_vocab) for side in sentences["train"]]
         pairs = {"vocabularies": vocabularies}
         for split, (sources, targets) in sentences.items():
-            pairs[split] = (framed(as_ids(sources, vocabularies[0])), framed(as_ids(targets, vocabularies[1]), frame=True))
+            pairs[split] = pair_tensors(sources, targets, vocabularies)
         log.info(f"data=parallel_text: {', '.join(f'{len(pairs[split][0])} {split}' for split in self.prefixes)} pairs "
                  f"of {self.folder}, vocabularies {len(vocabularies[0])} -> {len(vocabularies[1])}")
         return pairs
