@@ -2,6 +2,7 @@
 W&B logger that logs checkpoints as artifacts offline too."""
 
 import csv
+import sys
 from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
@@ -43,6 +44,7 @@ class WandbLogger(LightningWandbLogger):
         if log_model not in (True, False, "all"):
             raise DlbookError(f"logger.wandb.log_model={log_model!r} is not one of true, false, all.")
         super().__init__(*args, log_model=False, **kwargs)
+        skip_unstaged_launch_inputs()
         self.checkpoint_uploads = log_model
         self.checkpoint_callbacks: list = []
         self.logged: dict[str, int] = {}  # checkpoint path -> the modification time logged
@@ -75,3 +77,24 @@ class WandbLogger(LightningWandbLogger):
                 artifact.add_file(path, name=Path(path).name)
                 self.experiment.log_artifact(artifact, aliases=[alias])
                 self.logged[path] = Path(path).stat().st_mtime_ns
+
+
+LAUNCH_INPUTS = "wandb.sdk.launch.inputs.internal"
+
+
+def skip_unstaged_launch_inputs() -> None:
+    """wandb.init applies the inputs staged for W&B Launch jobs (wandb.sdk.launch.manage_config_file and friends),
+    importing the Launch package to look: about 1 s of CPU per run, for none, since nothing can have been staged
+    unless that module was imported. Look only when it was."""
+    from wandb.sdk.wandb_run import Run
+
+    apply = getattr(Run, "_detect_and_apply_job_inputs", None)
+    if apply is None or getattr(apply, "skips_unstaged", False):
+        return
+
+    def apply_staged(run) -> None:
+        if LAUNCH_INPUTS in sys.modules:
+            apply(run)
+
+    apply_staged.skips_unstaged = True
+    Run._detect_and_apply_job_inputs = apply_staged

@@ -4,14 +4,17 @@
 import csv
 import glob
 import json
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from dlbook.errors import DlbookError
 from dlbook.eval import evaluate
+from dlbook.loggers import LAUNCH_INPUTS, skip_unstaged_launch_inputs
 from dlbook.train import train
 
 
@@ -162,6 +165,25 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     table = json.loads(Path(tables[0]).read_text())
     assert table["columns"] == ["input", "label", "predicted"] and 0 < len(table["data"]) <= 16
     assert all(label != predicted for _, label, predicted in table["data"])
+    # each figure drawn once, for its file and for W&B
+    logged = glob.glob(str(tmp_path / "run" / "wandb" / "offline-run-*" / "files" / "media" / "images" / "figures" /
+                           "confusion_matrix_*.png"))
+    drawn = Image.open(tmp_path / "run" / "figures" / "confusion_matrix.png")
+    assert len(logged) == 1 and Image.open(logged[0]).size == drawn.size
+
+
+def test_wandb_looks_for_launch_inputs_only_where_some_can_be_staged(monkeypatch):
+    from wandb.sdk.wandb_run import Run
+
+    looked = []
+    monkeypatch.setattr(Run, "_detect_and_apply_job_inputs", looked.append)
+    skip_unstaged_launch_inputs()
+    monkeypatch.delitem(sys.modules, LAUNCH_INPUTS, raising=False)
+    Run._detect_and_apply_job_inputs("run")
+    assert looked == []  # nothing imported the module that stages them
+    monkeypatch.setitem(sys.modules, LAUNCH_INPUTS, object())
+    Run._detect_and_apply_job_inputs("run")
+    assert looked == ["run"]
 
 
 def test_classifier_reports_each_class_from_the_test_sets_confusion_matrix(run_config, tmp_path):

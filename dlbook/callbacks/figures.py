@@ -31,16 +31,16 @@ class Figures(L.Callback):
         for name, figure in task.figures(stage).items():
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{name}.png"
-            figure.savefig(path, dpi=self.dpi, bbox_inches="tight")
+            png = io.BytesIO()  # drawn once, for the file and for W&B
+            figure.savefig(png, format="png", dpi=self.dpi, bbox_inches="tight")
+            path.write_bytes(png.getvalue())
             written.append(path)
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     from PIL import Image
 
-                    buffer = io.BytesIO()
-                    figure.savefig(buffer, format="png", dpi=self.dpi, bbox_inches="tight")
-                    buffer.seek(0)
-                    logger.log_image(f"figures/{name}", [Image.open(buffer)], step=trainer.global_step)
+                    png.seek(0)
+                    logger.log_image(f"figures/{name}", [Image.open(png)], step=trainer.global_step)
                 elif isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_figure(f"figures/{name}", figure, global_step=trainer.global_step,
                                                  close=False)
