@@ -183,7 +183,31 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "") 
         return run, {}
     metrics = json.loads(metrics_file.read_text())
     run["epochs"] = metrics.get("epochs")
+    export = book_result(name).get("export")
+    if export is not None:
+        export_dir = run_dir / "export"
+        checkpoint = metrics.get("best_checkpoint") or run_dir / "checkpoints" / "last.ckpt"  # last: no validation
+        command = [sys.executable, str(ROOT / "scripts" / "export.py"), f"ckpt_path={checkpoint}",
+                   f"run_dir={export_dir}", *export]
+        print(f"[reproduce] {name}: {' '.join(command[1:])}", flush=True)
+        exported = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        (run_dir / "export.log").write_text(exported.stdout)
+        if exported.returncode != 0:
+            run.update(status=FAILED, error=f"export: {failure_message(export_dir, exported.stdout)}")
+            return run, {}
+        metrics.update(numbers("export", json.loads((export_dir / "model.json").read_text())))
     return run, metrics
+
+
+def numbers(prefix: str, report: dict) -> dict[str, float]:
+    """The numbers of a JSON report, nested keys joined by "/" under prefix."""
+    flat = {}
+    for key, value in report.items():
+        if isinstance(value, dict):
+            flat.update(numbers(f"{prefix}/{key}", value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[f"{prefix}/{key}"] = value
+    return flat
 
 
 def verdict(book: dict, row: dict | None) -> str:
