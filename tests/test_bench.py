@@ -60,3 +60,22 @@ def test_imdb_pipeline_benchmark_prints_the_cache_and_the_pipelines_share(tmp_pa
     # of numbers printed to 3 and 4 decimals: the ratio of the printed ones is off by at most their rounding
     rounding = 5e-5 + 5e-5 / epoch + batches * 5e-4 / epoch ** 2
     assert share == pytest.approx(batches / epoch, abs=1.01 * rounding)
+
+
+@pytest.mark.slow
+def test_dcgan_benchmark_prints_the_ratio_with_sample_quality_on(tmp_path):
+    stdout = run_benchmark(tmp_path, "dcgan.py", "--sample-quality", "--batches", "3", "--epochs", "2", "--repeats",
+                           "1", "model.generator.features=8", "model.discriminator.features=8")
+    plain, quality, ratio = map(float, re.search(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\(dlbook with sample quality",
+                                                 stdout, re.MULTILINE).groups())
+    assert plain > 0 and quality > 0 and ratio == pytest.approx(quality / plain, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_startup_benchmark_prints_each_cost_against_its_baseline(tmp_path):
+    stdout = run_benchmark(tmp_path, "startup.py", "--repeats", "1", "--images", "500")
+    rows = dict(re.findall(r"^(\S.*?)\s+[\d.]+\s+([\d.]+)x$", stdout, re.MULTILINE))
+    assert rows["import torch, lightning"] == "1.00" and float(rows["train.py debug=fast, whole run"]) > 0
+    outside = re.findall(r"^(plain script|train\.py logger=\w+).*?([\d.]+)\s+([\d.]+)x$", stdout, re.MULTILINE)
+    assert [name for name, _, _ in outside] == ["plain script", "train.py logger=csv", "train.py logger=wandb"]
+    assert outside[0][2] == "1.00" and "W&B offline adds" in stdout

@@ -62,7 +62,8 @@ def gan_run(run_config, classifier, epochs, run_name="gan"):
     those of a classifier it trains itself."""
     return run_config(["model=gan", *STABLE_GAN, f"trainer.max_epochs={epochs}", "logger=csv",
                        f"callbacks.sample_quality.classifier_ckpt={classifier or 'null'}",
-                       "callbacks.sample_quality.num_samples=300", "monitor=val/frechet_distance", "monitor_mode=min"],
+                       "callbacks.sample_quality.num_samples=300", "callbacks.sample_quality.every_n_epochs=1",
+                       "monitor=val/frechet_distance", "monitor_mode=min"],
                       run_name=run_name)
 
 
@@ -260,3 +261,41 @@ def test_one_class_data_trains_without_a_measurement_unless_a_classifier_is_aske
     assert "val/frechet_distance" not in objects["trainer"].callback_metrics
     with pytest.raises(DlbookError, match="data has 1 class; give callbacks.sample_quality.inception_weights"):
         train(run_config([*gan, "callbacks.sample_quality.features=classifier"], run_name="asked"))
+
+
+def measured_epochs(monkeypatch, epochs: int, epoch_seconds: float, cost: float, **settings) -> list[int]:
+    """The epochs after which the callback measures, on a clock where each epoch and each measurement take the
+    given seconds."""
+    clock = [0.0]
+    monkeypatch.setattr(sample_quality.time, "perf_counter", lambda: clock[0])
+    callback = FrechetDistance(features="classifier", **settings)
+
+    def measure(trainer, pl_module):
+        clock[0] += cost
+        return torch.tensor(1.0)
+
+    monkeypatch.setattr(callback, "measure", measure)
+    measured = []
+    task = SimpleNamespace(log=lambda name, value, **kwargs: measured.append(trainer.current_epoch + 1))
+    for epoch in range(epochs):
+        trainer = SimpleNamespace(is_global_zero=True, current_epoch=epoch, max_epochs=epochs)
+        callback.on_train_epoch_start(trainer, task)
+        clock[0] += epoch_seconds
+        callback.on_train_epoch_end(trainer, task)
+    assert callback.train_seconds == pytest.approx(epochs * epoch_seconds)
+    assert callback.measure_seconds == pytest.approx(len(measured) * cost)
+    return measured
+
+
+def test_measurements_keep_within_their_share_of_the_training_time(monkeypatch, caplog):
+    caplog.set_level("INFO", logger=sample_quality.__name__)
+    # Each measurement costs a quarter of an epoch: after the first, one every other epoch keeps them within
+    # an eighth of the time; the last epoch is always measured.
+    epochs = measured_epochs(monkeypatch, 20, epoch_seconds=1.0, cost=0.25, max_share=0.125)
+    assert epochs == [1, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert "measured in 0.2 s (25% of the epoch's 1.0 s)" in caplog.text
+    # Cheap measurements are taken after every epoch; a fixed interval ignores the share.
+    assert measured_epochs(monkeypatch, 5, epoch_seconds=1.0, cost=0.01) == [1, 2, 3, 4, 5]
+    assert measured_epochs(monkeypatch, 7, epoch_seconds=1.0, cost=5.0, every_n_epochs=3) == [3, 6, 7]
+    with pytest.raises(DlbookError, match="every_n_epochs=0 must be a positive integer, or null"):
+        FrechetDistance(features="classifier", every_n_epochs=0)

@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,8 +30,10 @@ INCEPTION_BATCH = 50  # images per Inception forward pass: at 299 px this bounds
 
 
 class FrechetDistance(L.Callback):
-    """Every `every_n_epochs` epochs and after the last, on global rank 0 only, logs the Fréchet distance (lower
-    is better) between `num_samples` generated and as many real training images, in the features of
+    """After the first epoch, then as often as `max_share` of the time spent in training epochs allows (or every
+    `every_n_epochs` epochs, when given) and after the last, on global rank 0 only, logs the Fréchet distance
+    (lower is better) between `num_samples` generated and as many real training images (their features computed
+    once, in setup), in the features of
 
     - features=inception: Inception-v3, as `val/fid`. The weights file is `inception_weights`, else
       INCEPTION_FILE in torch hub's cache (`$TORCH_HOME/hub/checkpoints/`); nothing is downloaded.
@@ -41,16 +44,24 @@ class FrechetDistance(L.Callback):
       the data folder, which may be read-only) for the next run on the same data.
     - features=auto: Inception when its weights file is found, else the classifier; for data of one class, which
       no classifier can be trained on, nothing is measured (with a warning).
+
+    Each measurement's time is logged with its share of the epoch; when training ends, the measurements' total
+    and its share of the time spent in training epochs (`measure_seconds`, `train_seconds`).
     """
 
     def __init__(self, features: str = "auto", classifier_ckpt: str | None = None,
-                 inception_weights: str | None = None, num_samples: int = 1000, every_n_epochs: int = 1,
-                 classifier_epochs: int = 3, cache_dir: str | None = None):
+                 inception_weights: str | None = None, num_samples: int = 1000, every_n_epochs: int | None = None,
+                 max_share: float = 0.1, classifier_epochs: int = 3, cache_dir: str | None = None):
+        if every_n_epochs is not None and every_n_epochs < 1:
+            raise DlbookError(f"callbacks.sample_quality.every_n_epochs={every_n_epochs} must be a positive integer, "
+                              f"or null to measure as often as max_share allows.")
         self.features = features
         self.extractor = choose_features(features, classifier_ckpt, inception_weights, classifier_epochs, cache_dir)
         self.real_features = None
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
+        self.max_share = max_share
+        self.measurements, self.measure_seconds, self.train_seconds, self.last_cost = 0, 0.0, 0.0, 0.0
 
     @property
     def metric(self) -> str:
@@ -87,19 +98,49 @@ class FrechetDistance(L.Callback):
         error = trainer.strategy.broadcast(error, src=0)  # every process stops, none is left waiting for rank 0
         if error:
             raise DlbookError(error)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        epochs_done = trainer.current_epoch + 1
-        if self.extractor is None or not trainer.is_global_zero or (
-                epochs_done % self.every_n_epochs and epochs_done != trainer.max_epochs):
-            return
-        pl_module.log(self.metric, self.measure(trainer, pl_module), rank_zero_only=True)
-
-    def measure(self, trainer, pl_module) -> torch.Tensor:
-        if self.real_features is None:  # the same real images every time, so their features are kept
+        if trainer.is_global_zero and self.real_features is None:  # the same real images every time
             real = trainer.datamodule.data_train.images
             real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:self.num_samples]]
-            self.real_features = self.extractor.features(real, pl_module.device)
+            self.real_features = self.extractor.features(real, trainer.strategy.root_device)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.extractor is None or not trainer.is_global_zero:
+            return
+        epoch_seconds = time.perf_counter() - self.epoch_started
+        self.train_seconds += epoch_seconds
+        epoch = trainer.current_epoch + 1
+        if not self.due(epoch, trainer.max_epochs):
+            return
+        started = time.perf_counter()
+        distance = self.measure(trainer, pl_module)
+        value = distance.item()  # waits for the device, so the time below is the measurement's
+        self.last_cost = time.perf_counter() - started
+        self.measure_seconds += self.last_cost
+        self.measurements += 1
+        pl_module.log(self.metric, distance, rank_zero_only=True)
+        log.info(f"Sample quality after epoch {epoch}: {self.metric} {value:.4g}, measured in {self.last_cost:.1f} s "
+                 f"({self.last_cost / epoch_seconds:.0%} of the epoch's {epoch_seconds:.1f} s)")
+
+    def due(self, epoch: int, max_epochs: int) -> bool:
+        """Whether to measure after this epoch: the last one always; else every `every_n_epochs`, or when unset,
+        after the first and whenever the measurements, one more included, stay within `max_share` of the time
+        spent in training epochs."""
+        if epoch == max_epochs:
+            return True
+        if self.every_n_epochs is not None:
+            return epoch % self.every_n_epochs == 0
+        return not self.measurements or self.measure_seconds + self.last_cost <= self.max_share * self.train_seconds
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.measurements:
+            log.info(f"Sample quality: measured {self.measurements} times in {self.measure_seconds:.1f} s, "
+                     f"{self.measure_seconds / self.train_seconds:.0%} of the {self.train_seconds:.1f} s spent in "
+                     f"training epochs")
+
+    def measure(self, trainer, pl_module) -> torch.Tensor:
         with seeded_aside():  # the same noise every time
             fake = pl_module.generate(*pl_module.sample_inputs(len(self.real_features)))
         fake = ((fake.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # [-1, 1] back to pixels

@@ -8,24 +8,33 @@ from lightning.pytorch.callbacks import Callback
 
 
 class IterationTimer(Callback):
-    """`rate`: training iterations/s from the end of batch `warmup` to the end of the epoch's last batch;
-    `warmup_seconds`: from the start of training to the end of batch `warmup` (torch.compile compiles there)."""
+    """`rate`: training iterations/s from the end of batch `warmup` to the end of the first epoch's last batch;
+    `fit_rate`: the same to the end of training, all epochs and what the callbacks listed before this one do at
+    their ends included; `warmup_seconds`: from the start of training to the end of batch `warmup` (torch.compile
+    compiles there)."""
 
     def __init__(self, warmup: int = 1):
         self.warmup = warmup
+        self.batches = 0
 
     def on_train_start(self, trainer, module):
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if batch_idx + 1 == self.warmup:
+        self.batches += 1
+        if self.batches == self.warmup:
             synchronize(module.device)
             self.timed_from = time.perf_counter()
             self.warmup_seconds = self.timed_from - self.start
 
     def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch == 0:
+            synchronize(module.device)
+            self.rate = (self.batches - self.warmup) / (time.perf_counter() - self.timed_from)
+
+    def on_train_end(self, trainer, module):
         synchronize(module.device)
-        self.rate = (trainer.num_training_batches - self.warmup) / (time.perf_counter() - self.timed_from)
+        self.fit_rate = (self.batches - self.warmup) / (time.perf_counter() - self.timed_from)
 
 
 def timed_train(overrides: list[str], run_dir, warmup: int = 1) -> tuple[dict, IterationTimer]:
