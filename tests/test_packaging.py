@@ -18,6 +18,8 @@ def test_wheel_ships_every_module_and_config_and_composes_from_it(tmp_path):
     assert configs and configs <= shipped
     sources = {f"dlbook/{path.relative_to(ROOT / 'dlbook')}" for path in (ROOT / "dlbook").rglob("*.py")}
     assert sources - shipped == set()  # every subpackage is in pyproject's list
+    plugin = {f"{path.relative_to(ROOT)}" for path in (ROOT / "hydra_plugins").rglob("*.py")}
+    assert plugin and plugin <= shipped
 
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
@@ -30,3 +32,7 @@ def test_wheel_ships_every_module_and_config_and_composes_from_it(tmp_path):
     where = subprocess.run([sys.executable, "-c", "from dlbook.utils.config import config_dir; print(config_dir())"],
                            cwd=tmp_path, env=env, capture_output=True, text=True)
     assert where.stdout.strip().startswith(str(site))
+    discover = ("from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "
+                "print([sweeper.__module__ for sweeper in Plugins.instance().discover(Sweeper)])")
+    sweepers = subprocess.run([sys.executable, "-c", discover], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert "hydra_plugins.dlbook_optuna_sweeper.optuna_sweeper" in sweepers.stdout, sweepers.stderr  # for -m searches

@@ -156,3 +156,16 @@ def test_family_follows_the_model_task():
     names = ["cnn_mnist", "cifar10_speedrun", "infogan_mnist", "stackgan_cifar10", "cyclegan_edges2handbags"]
     assert reproduce.select(names, "classification", parser) == ["cnn_mnist", "cifar10_speedrun"]
     assert reproduce.select(names, "gan", parser) == ["infogan_mnist", "stackgan_cifar10", "cyclegan_edges2handbags"]
+
+
+@pytest.mark.slow  # forty seconds: a run, then its export
+def test_an_export_block_measures_the_exported_files(tmp_path):
+    result = run_reproduce(tmp_path, "cnn_mnist_int8_tf1", "data=digits", "trainer.max_steps=2",
+                           "extras.print_config=false", "++trainer.enable_progress_bar=false")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads((tmp_path / "results.json").read_text())
+    export = tmp_path / rows["cnn_mnist_int8_tf1"]["run_dir"] / "export"
+    sizes = {name: (export / name).stat().st_size for name in ("model.pt", "model_int8.pt")}
+    assert rows["cnn_mnist_int8_tf1"]["value"] == sizes["model_int8.pt"] / sizes["model.pt"]
+    report = json.loads((export / "model.json").read_text())["quantized"]
+    assert rows["cnn_mnist_int8_tf1:export/quantized/latency_ratio"]["value"] == report["latency_ratio"] > 0

@@ -62,23 +62,64 @@ def test_a_sweep_run_again_into_its_directory_skips_the_jobs_that_completed(tmp_
         assert [row["status"] for row in csv.DictReader(f)] == ["completed", "completed"]
 
 
-@pytest.mark.slow  # half a minute of Optuna trials (test-all); basic sweeps run in test_cli.py by default
-def test_optuna_study_in_sqlite_resumes_and_takes_failed_trials(tmp_path):
+@pytest.mark.slow  # half a minute of Optuna trials (test-all); the search space and pruning are tested by default
+def test_optuna_study_in_sqlite_resumes_and_records_failed_and_pruned_trials(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    search = ["hparams_search=mnist_optuna", "data=digits", "trainer.max_epochs=1", "hydra.sweeper.n_trials=2",
+    search = ["hparams_search=mnist_optuna", "data=digits", "trainer.max_epochs=3", "hydra.sweeper.n_trials=2",
               "hydra.sweeper.sampler.n_startup_trials=1", f"hydra.sweeper.storage={storage}", *QUIET]
     failing = run("train.py", *search, POISON, cwd=tmp_path)
     assert failing.returncode == 0, output(failing)
-    resumed = run("train.py", *search, cwd=tmp_path)
+    # every trial trails a threshold no accuracy reaches: pruned after its second epoch
+    prune_all = "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 1.1, n_warmup_steps: 1}"
+    resumed = run("train.py", *search, "~hydra.sweeper.pruner", prune_all, cwd=tmp_path)
     assert resumed.returncode == 0, output(resumed)
 
     import optuna
 
     trials = optuna.load_study(study_name="mnist_mlp", storage=storage).trials
-    values = [trial.value for trial in trials]
-    assert len(trials) == 4  # the second run continued the stored study
-    assert values[:2] == [float("-inf")] * 2  # failed trials get the worst value of a maximisation
-    assert all(0.1 < value <= 1.0 for value in values[2:])
+    assert [trial.number for trial in trials] == [0, 1, 2, 3]  # the second run continued the stored study
+    assert [trial.state.name for trial in trials] == ["FAIL", "FAIL", "PRUNED", "PRUNED"]
+    runs = list((tmp_path / "outputs" / "train" / "multiruns").iterdir())
+    (jobs,) = [path for path in runs if (path / "2").exists()]  # job directories are named by trial
+    with open(jobs / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["job"], row["status"]) for row in rows] == [("2", "pruned"), ("3", "pruned")]
+    for trial, row in zip(trials[2:], rows):
+        assert sorted(trial.intermediate_values) == [0, 1]
+        assert float(row["val/acc"]) == pytest.approx(trial.intermediate_values[1])  # the value it was pruned on
+        # what the pruned job wrote stays: the checkpoints of the epoch before
+        assert torch.load(jobs / row["job"] / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+
+
+@pytest.mark.slow  # half a minute: two sweeper processes at once
+def test_two_optuna_workers_share_one_study_without_running_a_trial_twice(tmp_path):
+    """What each SLURM array task of a search runs: the same command, one study in a journal file."""
+    journal = tmp_path / "study.log"
+    search = ["hparams_search=mnist_optuna", "data=digits", "trainer.max_epochs=1", "hydra.sweeper.n_trials=2",
+              "hydra.sweeper.sampler.n_startup_trials=2", "hydra.sweeper.sampler.seed=null",
+              f"sweep_dir={tmp_path / 'sweep'}", "hydra.sweeper.storage={_target_: optuna.storages.JournalStorage, "
+              f"log_storage: {{_target_: optuna.storages.journal.JournalFileBackend, file_path: '{journal}'}}}}",
+              *QUIET]
+    env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "1"}
+    workers = [subprocess.Popen([sys.executable, str(ROOT / "train.py"), *search], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, worker.stdout.read()
+
+    import optuna
+    import yaml
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="mnist_mlp", storage=storage).trials
+    assert sorted(trial.number for trial in trials) == [0, 1, 2, 3]  # both workers' trials, in one study
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+    for trial in trials:  # each trial ran once, in the directory of its number, with its own parameters
+        job = tmp_path / "sweep" / str(trial.number)
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        assert {f"{name}={value}" for name, value in trial.params.items()} <= set(overrides)
+        assert json.loads((job / "metrics.json").read_text())["val/acc_best"] == pytest.approx(trial.value)
+    with open(tmp_path / "sweep" / "summary.csv") as f:
+        assert sorted(row["job"] for row in csv.DictReader(f)) == ["0", "1", "2", "3"]
 
 
 def test_ddp_on_two_cpu_processes(tmp_path):
@@ -311,20 +352,91 @@ def test_gan_in_bf16_mixed_on_cpu(run_config, tmp_path):
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
 
 
-def test_the_sweep_extra_admits_only_sweepers_that_take_every_key_of_the_searches():
-    """hydra-optuna-sweeper 1.2 has no max_failure_rate, which both hparams_search configs set."""
-    import tomllib
+def test_optuna_search_space_from_sweep_overrides():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-    from omegaconf import OmegaConf
-    from packaging.requirements import Requirement
+    from hydra_plugins.dlbook_optuna_sweeper.optuna_sweeper import search_space
+
+    space, fixed = search_space(["optimizer.lr=tag(log, interval(1e-4, 1e-2))", "model.net.dropout=interval(0, 0.5)",
+                                 "data.batch_size=choice(32, 64)", "model.net.hidden_sizes=choice([128], [256, 128])",
+                                 "seed=range(1, 4)", "+layers=int(interval(1, 3))", "trainer.max_epochs=2", "~tune",
+                                 "model.net.dropout=0.1"])  # the command line fixing what the config searches
+    assert space == {"optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True),
+                     "data.batch_size": CategoricalDistribution([32, 64]),
+                     "model.net.hidden_sizes": CategoricalDistribution(["[128]", "[256,128]"]),
+                     "seed": CategoricalDistribution([1, 2, 3]), "+layers": IntDistribution(1, 3)}
+    assert fixed == ["trainer.max_epochs=2", "~tune", "model.net.dropout=0.1"]
+
+
+def test_the_searches_configure_the_optuna_sweeper():
+    """Every key of each hparams_search config is one the sweeper takes, its sampler and pruner ones that the
+    installed Optuna builds, and the classifier search's trials report the monitored metric to its pruner."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
 
     from dlbook.utils.config import config_dir
+    from hydra_plugins.dlbook_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
-    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["sweep"]
-    sweeper = next(Requirement(spec) for spec in extra if spec.startswith("hydra-optuna-sweeper"))
-    assert not sweeper.specifier.contains("1.2.0")
-    known = set(OmegaConf.structured(OptunaSweeperConf).keys())
-    for search in (Path(config_dir()) / "hparams_search").glob("*.yaml"):
-        keys = set(OmegaConf.load(search).hydra.sweeper.keys()) - {"_target_"}
-        assert keys <= known, (search.name, keys - known)
+    for search in sorted((Path(config_dir()) / "hparams_search").glob("*.yaml")):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir(), version_base="1.3"):
+            cfg = compose("train", overrides=[f"hparams_search={search.stem}"], return_hydra_config=True)
+        sweeper = instantiate(cfg.hydra.sweeper)
+        assert type(sweeper).__qualname__ == OptunaSweeper.__qualname__  # (Hydra's plugin scan loads its own copy)
+        assert sweeper.direction == {"max": "maximize", "min": "minimize"}[cfg.monitor_mode], search.name
+        if search.stem == "mnist_optuna":  # a GAN's distance is measured after validation, where pruning reads
+            assert type(sweeper.pruner).__name__ == "MedianPruner"
+            assert cfg.callbacks.optuna_pruning.monitor == cfg.monitor
+
+
+@pytest.fixture
+def trials():
+    """The sweeper's record of the trials it runs in this process, emptied after the test."""
+    from dlbook.callbacks.optuna_pruning import TRIALS
+
+    yield TRIALS
+    TRIALS.clear()
+
+
+def test_a_pruned_trial_keeps_its_checkpoints_and_metrics(run_config, tmp_path, trials):
+    import optuna
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import read_write
+
+    from dlbook.utils.entry import guarded
+
+    # every trial trails a threshold no accuracy reaches: pruned after its second epoch
+    pruner = optuna.pruners.ThresholdPruner(lower=1.1, n_warmup_steps=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trials[0] = study.ask()
+    cfg = run_config(["trainer.max_epochs=3", "+trainer.limit_train_batches=3", "logger=csv",
+                      "+callbacks.optuna_pruning._target_=dlbook.callbacks.optuna_pruning.OptunaPruning",
+                      "+callbacks.optuna_pruning.monitor=val/acc"], run_name="0")
+    with read_write(HydraConfig.get()):  # a job of a sweep
+        HydraConfig.get().mode, HydraConfig.get().sweep.dir = RunMode.MULTIRUN, str(tmp_path)
+    assert guarded(train, cfg) is None
+    reported = study.trials[0].intermediate_values
+    summary = json.loads((tmp_path / "0" / "metrics.json").read_text())
+    assert summary["status"] == "pruned" and summary["pruned"] == "Trial was pruned at epoch 1."
+    assert sorted(reported) == [0, 1] and summary["val/acc"] == pytest.approx(reported[1])
+    assert torch.load(tmp_path / "0" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    with open(tmp_path / "0" / "csv" / "metrics.csv") as f:
+        assert {row["epoch"] for row in csv.DictReader(f) if row.get("val/acc")} == {"0", "1"}
+    with open(tmp_path / "summary.csv") as f:
+        assert [(row["job"], row["status"]) for row in csv.DictReader(f)] == [("0", "pruned")]
+
+
+def test_the_pruning_callback_needs_a_trial_of_one_process(run_config, trials):
+    import optuna
+
+    from dlbook.callbacks.optuna_pruning import OptunaPruning
+    from dlbook.errors import DlbookError
+
+    run_config()
+    with pytest.raises(DlbookError, match="this job has none"):
+        OptunaPruning("val/acc")
+    trials[0] = optuna.create_study().ask()
+    with pytest.raises(DlbookError, match="trainer.strategy=ddp starts several"):
+        OptunaPruning("val/acc", strategy="ddp")

@@ -12,7 +12,7 @@ from pathlib import Path
 from dlbook.errors import DlbookError
 
 log = logging.getLogger("dlbook")
-COMPLETED, FAILED = "completed", "failed"  # a job's status in its metrics.json
+COMPLETED, FAILED, PRUNED = "completed", "failed", "pruned"  # a job's status in its metrics.json
 
 
 def guarded(work, cfg):
@@ -20,7 +20,8 @@ def guarded(work, cfg):
 
     A DlbookError in a single run ends the process with its message and exit status 1, no stack trace.
     In a sweep (-m) any error fails only its job: it is logged, written to the job's metrics.json, and
-    None is returned so the sweeper records the trial as failed and goes on.
+    None is returned so the sweeper records the trial as failed and goes on. An Optuna trial stopped by its
+    pruner is written as pruned, with the metrics it had.
     """
     import lightning
     from hydra.core.hydra_config import HydraConfig
@@ -38,6 +39,11 @@ def guarded(work, cfg):
         log.warning(interrupted_message(hydra_cfg))
         sys.exit(1)
     except Exception as error:
+        if sweeping and pruned(error):
+            log.info(f"Pruned: {error}")
+            write_summary(hydra_cfg.runtime.output_dir, {**getattr(error, "metrics", {}), "status": PRUNED,
+                                                         "pruned": str(error)})
+            return None
         if not sweeping and not isinstance(error, DlbookError):
             raise
         if isinstance(error, DlbookError):
@@ -57,6 +63,11 @@ def guarded(work, cfg):
             os.environ.clear()
             os.environ.update(environment)
             write_sweep_summary(Path(hydra_cfg.sweep.dir))
+
+
+def pruned(error: Exception) -> bool:
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(error, optuna.TrialPruned)
 
 
 def interrupted_message(hydra_cfg) -> str:
@@ -101,7 +112,8 @@ def write_summary(output_dir: str, summary: dict) -> Path:
 def write_sweep_summary(sweep_dir: Path) -> Path:
     """summary.csv in the sweep directory: one row per finished job, its overrides and final metrics.
 
-    Rebuilt from the jobs' own files after every job, so it is complete whatever order jobs end in.
+    Rebuilt from the jobs' own files after every job, so it is complete whatever order jobs end in; replaced
+    whole, for sweeper processes sharing the directory.
     """
     import yaml
 
@@ -117,9 +129,10 @@ def write_sweep_summary(sweep_dir: Path) -> Path:
         row.update({key: value for key, value in metrics.items() if not isinstance(value, (dict, list))})
         rows.append(row)
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    path = sweep_dir / "summary.csv"
-    with open(path, "w", newline="") as file:
+    path, partial = sweep_dir / "summary.csv", sweep_dir / f".summary.csv.{os.getpid()}"
+    with open(partial, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(partial, path)
     return path
