@@ -11,6 +11,15 @@ def new_figure(width: float = 5.0, height: float = 4.0) -> tuple[Figure, object]
     return figure, figure.add_subplot()
 
 
+def principal_plane(vectors: torch.Tensor) -> torch.Tensor:
+    """Vectors (N, D) as points on their first two principal components, (N, 2); as they are when D is 2."""
+    vectors = vectors.detach().cpu().float()
+    if vectors.shape[1] <= 2:
+        return vectors
+    centred = vectors - vectors.mean(dim=0)
+    return centred @ torch.linalg.svd(centred, full_matrices=False).Vh[:2].T
+
+
 def scatter(axes, points: torch.Tensor, labels: torch.Tensor | None = None, names: tuple[str, ...] = (), **kwargs):
     """2-D points (or 3-D, on 3-D axes), one colour per label (with a legend when the labels have names)."""
     points = points.detach().cpu().float()

@@ -1,4 +1,5 @@
-"""Look at the vectors of a trained model (model=word2vec, doc2vec; a classifier's penultimate-layer features):
+"""Look at the vectors of a trained model (model=word2vec, doc2vec; a classifier's penultimate-layer features,
+kind=features; an autoencoder's codes of test images, kind=codes):
 
   python scripts/embed.py ckpt_path=outputs/train/runs/<timestamp> query=[king,queen] k=10
   python scripts/embed.py ckpt_path=<run> analogy="king - man + woman"
@@ -25,8 +26,9 @@ log = logging.getLogger("dlbook.embed")
 register_resolvers()
 PROJECTIONS = ("tsne", "pca")
 ANALOGY = re.compile(r"^\s*(\S+)\s*-\s*(\S+)\s*\+\s*(\S+)\s*$")
-EXPOSING = ("EmbeddingTask (model=word2vec, doc2vec: word and document vectors) and ClassificationTask (the "
-            "classifiers: penultimate-layer features of test samples)")
+EXPOSING = ("EmbeddingTask (model=word2vec, doc2vec: word and document vectors), ClassificationTask (the "
+            "classifiers: penultimate-layer features of test samples, kind=features) and the autoencoders "
+            "(codes of test images, kind=codes)")
 
 
 def embed(cfg: DictConfig) -> dict:

@@ -41,6 +41,10 @@ CONTRACT = {
     "LanguageModelTask": "char_rnn",
     "EmbeddingTask": "word2vec",
     "Seq2SeqTask": "seq2seq",
+    "ReconstructionTask": "denoising_ae",  # its noise draws must resume in step
+    "VAETask": "cvae",
+    "RBMTask": "rbm",  # persistent chains, kept in checkpoints
+    "PretrainedClassificationTask": "dbn",  # interrupted after the pretraining epoch
 }
 
 

@@ -44,6 +44,9 @@ EMBEDDING = ("trainer.max_epochs=3", "optimizer.lr=1e-2", "model.net.embed_dim=1
 # Reversing 1,000 sequences of 3 to 6 of 6 symbols, small nets, Adam at 1e-2.
 REVERSAL = ("data.num_pairs=1000", "data.test_pairs=100", "data.max_length=6", "data.symbols=6", "data.batch_size=32",
             "trainer.max_epochs=4", "optimizer.lr=1e-2")
+# Autoencoders on the digits: a few epochs of batches of 16 at Adam's 1e-2.
+AUTOENCODER = ("trainer.max_epochs=4", "optimizer.lr=1e-2", "data.batch_size=16")
+SMALL_VAE = ("model.net.hidden_sizes=[128]", "model.net.latent_dim=8", "trainer.max_epochs=6")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
 
 
@@ -59,6 +62,22 @@ def gradient_penalty_is_logged(task, columns, run_dir):
 def one_row_per_class(task, columns, run_dir):
     last_grid = max((run_dir / "samples").glob("step_??????.png"))
     assert Image.open(last_grid).size == (8 * 10 + 2, 10 * 10 + 2)  # 8 of each of 10 classes, 8x8 digits, 2 px apart
+
+
+def denoises_below_the_noise(task, columns, run_dir):
+    assert columns["train/mse"][-1] < 0.8 * columns["train/noise_mse"][-1]
+
+
+def activations_move_toward_rho(task, columns, run_dir):
+    # The mean code activation starts near 0.5 (sigmoid of small weights) and falls toward rho.
+    assert columns["train/penalty"][-1] < columns["train/penalty"][0]
+
+
+def draws_the_data_shape(task, columns, run_dir):
+    images, grid_columns, samples = task.sample(8)
+    assert samples.shape[1:] == task.data_spec.input_shape and -1 <= samples.min() and samples.max() <= 1
+    assert samples.std() > 0.05  # not one flat image
+    assert "samples.png" in {path.name for path in (run_dir / "figures").glob("*.png")}
 
 
 def reaches_the_minimum(task, columns, run_dir):
@@ -131,6 +150,21 @@ SMOKE = {
                                        "model.net.init_w=0.5")),
     "seq2seq": Smoke("sequence_pairs", (*REVERSAL, "model.net.embed_dim=16", "model.net.hidden_size=32")),
     "transformer": Smoke("sequence_pairs", (*REVERSAL, *TRANSFORMER, "optimizer.lr=3e-3", "trainer.max_epochs=6")),
+    "ae": Smoke("digits", AUTOENCODER),
+    "deep_ae": Smoke("digits", ("trainer.max_epochs=6", "optimizer.lr=1e-2", "model.net.hidden_sizes=[32,16]",
+                                "data.batch_size=16", "model.layerwise_epochs=1")),  # greedy, then the whole net
+    "conv_ae": Smoke("digits", (*AUTOENCODER, "model.net.channels=[16,8]")),
+    "denoising_ae": Smoke("digits", (*AUTOENCODER, "model.net.channels=[32,16]", "model.corruption.std=0.3"),
+                          denoises_below_the_noise),
+    "sparse_ae": Smoke("digits", AUTOENCODER, activations_move_toward_rho),
+    "contractive_ae": Smoke("digits", AUTOENCODER),
+    "vae": Smoke("digits", (*AUTOENCODER, *SMALL_VAE), draws_the_data_shape),
+    "cvae": Smoke("digits", (*AUTOENCODER, *SMALL_VAE), draws_the_data_shape),
+    "rbm": Smoke("digits", ("trainer.max_epochs=4", "data.batch_size=8", "model.net.num_hidden=64", "model.lr=0.1",
+                            "model.net.init_std=0.1", "model.sample_steps=20", "model.persistent=true"),
+                 draws_the_data_shape),
+    "dbn": Smoke("digits", (*CLASSIFIER, "data.batch_size=16", "model.net.cd_lr=0.1", "model.net.binarize=null")),
+    "ae_classifier": Smoke("digits", (*CLASSIFIER, "data.batch_size=16", "model.net.autoencoder.hidden_sizes=[32]")),
     "cyclegan": Smoke("unpaired_folders", (*GENERATIVE, "data.batch_size=8", "model.generator.features=8",
                                            "model.generator.blocks=1", "model.discriminator.features=8",
                                            "model.discriminator.layers=2", "model.pool_size=8",
@@ -303,6 +337,41 @@ def writes_targets_beyond_echoing_the_source(cfg, metrics, objects, columns):
     assert metrics["test/sequence_acc"] > 0.3 and {"attention_val.png", "attention_test.png"} <= figures_of(cfg)
 
 
+def images_as_the_task_sees_them(objects, split: str) -> torch.Tensor:
+    """A split's images in [0, 1], as the task's inputs (an RBM's visible units)."""
+    datamodule, task = objects["datamodule"], objects["model"]
+    images = datamodule.normalize(getattr(datamodule, f"data_{split}").images).float()
+    return task.visible(images.flatten(1)).view(images.shape) if hasattr(task, "visible") else images
+
+
+def mean_image_mse(objects) -> float:
+    """The test images' squared error per pixel from the training images' mean: what a net that ignored its input
+    would reach."""
+    train_images, test_images = images_as_the_task_sees_them(objects, "train"), images_as_the_task_sees_them(objects, "test")
+    return (test_images - train_images.mean(dim=0)).square().mean().item()
+
+
+def reconstructs_better_than_the_mean_image(cfg, metrics, objects, columns):
+    name = "train/loss" if "train/loss" in columns else "train/mse"  # an RBM has no loss; CD lowers its error
+    assert columns[name][-1] < 0.8 * columns[name][0]
+    assert metrics["test/mse"] < 0.6 * mean_image_mse(objects)
+    assert {"reconstructions_val.png", "reconstructions_test.png", "codes_test.png"} <= figures_of(cfg) or (
+        type(objects["model"]).__name__ == "RBMTask" and {"filters.png", "samples.png"} <= figures_of(cfg))
+
+
+def elbo_beats_independent_pixels(cfg, metrics, objects, columns):
+    """The negative ELBO falls, below the cross-entropy of pixels drawn independently with the training images'
+    means (a VAE whose code says nothing), and the reconstructions beat the mean image."""
+    assert columns["train/loss"][-1] < columns["train/loss"][0]
+    mean = images_as_the_task_sees_them(objects, "train").mean(dim=0).clamp(1e-4, 1 - 1e-4)
+    test_images = images_as_the_task_sees_them(objects, "test")
+    independent = torch.nn.functional.binary_cross_entropy(mean.expand_as(test_images), test_images,
+                                                           reduction="sum").item() / len(test_images)
+    assert metrics["test/loss"] < 0.97 * independent
+    assert metrics["test/mse"] < 0.8 * mean_image_mse(objects)
+    assert {"reconstructions_test.png", "codes_test.png", "samples.png"} <= figures_of(cfg)
+
+
 def objective_falls(cfg, metrics, objects, columns):
     assert columns["train/objective"][-1] < 1e-3 * columns["train/objective"][0]
 
@@ -315,7 +384,10 @@ FAMILY_CHECKS = {"PerceptronTask": perceptron_separates_the_table, "Classificati
                  "MetropolisTask": chain_covariance_near_the_target, "GibbsTask": chain_covariance_near_the_target,
                  "KMeansTask": clusters_follow_the_classes, "PCATask": projection_keeps_the_spread,
                  "SOMTask": map_comes_near_the_rows, "LanguageModelTask": language_model_uses_its_context,
-                 "EmbeddingTask": vectors_follow_cooccurrence, "Seq2SeqTask": writes_targets_beyond_echoing_the_source,
+                 "EmbeddingTask": vectors_follow_cooccurrence,
+                 "PretrainedClassificationTask": classifier_learns,
+                 "ReconstructionTask": reconstructs_better_than_the_mean_image,
+                 "RBMTask": reconstructs_better_than_the_mean_image, "VAETask": elbo_beats_independent_pixels, "Seq2SeqTask": writes_targets_beyond_echoing_the_source,
                  **{task: generative_run_counts_its_batches_and_draws_grids
                     for task in ("GANTask", "StackGANTask", "CycleGANTask")}}
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from dlbook.data.augment import random_crop, random_flip
@@ -148,7 +149,8 @@ class InMemoryImageDataModule(DataModule):
     """Images decoded once into uint8 tensors (N, C, H, W), normalised and augmented as whole batches on the
     device they were moved to; with on_device the whole dataset lives on the accelerator.
 
-    Subclasses give `input_shape`, `num_classes`, `class_names`, `mean`, `std` (and what DataModule asks for).
+    Subclasses give `input_shape` (as stored; `image_size` resizes the batches), `num_classes`, `class_names`,
+    `mean`, `std` (and what DataModule asks for).
     """
 
     spec_type = ImageSpec
@@ -160,10 +162,13 @@ class InMemoryImageDataModule(DataModule):
     std: tuple[float, ...]
 
     def __init__(self, normalization: str = "standard", flip: bool = False, crop_padding: int = 0,
-                 on_device: bool = False, channels_last: bool = False, **kwargs):
+                 on_device: bool = False, channels_last: bool = False, image_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if normalization not in NORMALIZATIONS:
             raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
+        if image_size is not None and image_size < 1:
+            raise DlbookError(f"data.image_size={image_size} must be a positive number of pixels (or null).")
+        self.resize_to = image_size  # resized on the device, batch by batch (Pro DL's MNIST at 32x32)
         self.normalization = normalization
         self.flip = flip
         self.crop_padding = crop_padding
@@ -173,13 +178,16 @@ class InMemoryImageDataModule(DataModule):
 
     @property
     def spec(self) -> DataSpec:
-        return ImageSpec(tuple(self.input_shape), self.num_classes, tuple(self.class_names))
+        shape = self.input_shape if self.resize_to is None else (self.input_shape[0], self.resize_to, self.resize_to)
+        return ImageSpec(tuple(shape), self.num_classes, tuple(self.class_names))
 
     @classmethod
     def fixed_spec(cls, data_cfg: DictConfig) -> DataSpec | None:
         if not isinstance(getattr(cls, "input_shape", None), tuple):
             return None  # shape set per run from the files, e.g. image_folder
-        return ImageSpec(cls.input_shape, cls.num_classes, tuple(cls.class_names))
+        size = data_cfg.get("image_size")
+        shape = cls.input_shape if size is None else (cls.input_shape[0], size, size)
+        return ImageSpec(shape, cls.num_classes, tuple(cls.class_names))
 
     def data_device(self):
         """With on_device, the trainer's device (each DDP rank's own): batches are gathered there and nothing is
@@ -193,6 +201,8 @@ class InMemoryImageDataModule(DataModule):
     def preprocess(self, images: torch.Tensor, augment: bool) -> torch.Tensor:
         """uint8 batch -> normalised float batch, randomly cropped and flipped when augmenting."""
         images = self.normalize(images)
+        if self.resize_to is not None:
+            images = F.interpolate(images, size=(self.resize_to, self.resize_to), mode="bilinear", antialias=True)
         if augment and self.crop_padding:
             images = random_crop(images, self.crop_padding)
         if augment and self.flip:

@@ -185,15 +185,20 @@ class Task(L.LightningModule):
             entry[0] += total.detach()
             entry[1] += count
 
-    def log_epoch_means(self, prefix: str) -> dict[str, torch.Tensor]:
+    def log_epoch_means(self, prefix: str, history_only: bool = False) -> dict[str, torch.Tensor]:
         """Log the epoch means of the names starting with `prefix` ("train/", "val/", ...), summed over all
-        processes, and start them afresh; returns them."""
+        processes, and start them afresh; returns them. `history_only`: to the loggers alone, not to the run's
+        final metrics, for values that only some epochs have (a resumed run would lack them)."""
         means = {}
         for name in [name for name in self._epoch_sums if name.startswith(prefix)]:
             total, count = self._epoch_sums.pop(name)
             total, count = self.trainer.strategy.reduce(torch.stack([total, total.new_tensor(count)]), reduce_op="sum")
             means[name] = (total / count).float()
-            self.log(name, means[name], prog_bar=True)
+            if not history_only:
+                self.log(name, means[name], prog_bar=True)
+        if history_only and means:
+            for logger in self.loggers:
+                logger.log_metrics({name: mean.item() for name, mean in means.items()}, step=self.global_step)
         self.epoch_means.update(means)
         return means
 

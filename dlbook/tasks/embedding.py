@@ -15,7 +15,7 @@ from torchmetrics import MinMetric
 
 from dlbook.data.spec import CorpusSpec, DataSpec
 from dlbook.errors import DlbookError
-from dlbook.plots import new_figure
+from dlbook.plots import new_figure, principal_plane
 from dlbook.tasks.base import LossTask
 
 log = logging.getLogger("dlbook")
@@ -182,8 +182,7 @@ class EmbeddingTask(LossTask):
             vectors, labels = self.embeddings(kind, self.plot_words)
             if len(vectors) < 2:
                 continue
-            centred = vectors - vectors.mean(dim=0)
-            points = centred @ torch.linalg.svd(centred, full_matrices=False).Vh[:2].T
+            points = principal_plane(vectors)
             figure, axes = new_figure(8, 8)
             axes.scatter(*points.T, s=6)
             for (x, y), label in zip(points.tolist(), labels):
