@@ -79,3 +79,14 @@ def test_startup_benchmark_prints_each_cost_against_its_baseline(tmp_path):
     outside = re.findall(r"^(plain script|train\.py logger=\w+).*?([\d.]+)\s+([\d.]+)x$", stdout, re.MULTILINE)
     assert [name for name, _, _ in outside] == ["plain script", "train.py logger=csv", "train.py logger=wandb"]
     assert outside[0][2] == "1.00" and "W&B offline adds" in stdout
+
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_times_a_classifier_and_an_autoencoder_against_their_loops(tmp_path):
+    stdout = run_benchmark(tmp_path, "overhead.py", "--models", "mlp", "ae", "--repeats", "1", "--logger", "csv",
+                           "--images", "1000")
+    rows = re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", stdout, re.MULTILINE)
+    assert [row[0] for row in rows] == ["mlp", "ae"]
+    for _, plain, dlbook, ratio in rows:
+        assert float(plain) > 0 and float(ratio) == pytest.approx(float(dlbook) / float(plain), abs=2e-3)

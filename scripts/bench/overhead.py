@@ -1,11 +1,12 @@
 """Framework overhead: time per training step of `train.py` against a hand-written PyTorch loop.
 
 Both train the same net on the same uint8 tensors in the same batch order with the same optimizer, batch
-normalisation and per-epoch loss/accuracy bookkeeping; dlbook runs with its default callbacks and W&B (offline).
-The first batch of each run is a warm-up and is not timed; runs alternate, and the median over repeats is
+normalisation and per-epoch loss/accuracy (an autoencoder's squared error) bookkeeping; dlbook runs with its default
+callbacks and W&B (offline). The first batch of each run is a warm-up and is not timed; runs alternate, and the median over repeats is
 reported.
 
     python scripts/bench/overhead.py                 # MLP and MNIST CNN, CPU
+    python scripts/bench/overhead.py --models ae conv_ae   # autoencoders (BCE on pixel logits)
     python scripts/bench/overhead.py --models mlp --repeats 5 --accelerator gpu
 """
 
@@ -27,17 +28,37 @@ def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: in
     return objects["datamodule"], objects["model"], 1 / timer.rate
 
 
+def classifier_step(net, images, labels):
+    """The loss and the correct predictions of a batch of a classifier."""
+    import torch.nn.functional as F
+
+    logits = net(images)
+    return F.cross_entropy(logits, labels), (logits.argmax(1) == labels).sum()
+
+
+def autoencoder_step(net, images, labels):
+    """The loss (binary cross-entropy on the pixel logits) and the squared error of a batch of an autoencoder."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = net(images)
+    return F.binary_cross_entropy_with_logits(logits, images), (torch.sigmoid(logits.detach()) - images).square().mean()
+
+
 def plain_epoch(datamodule, task, accelerator: str, batch_size: int, seed: int) -> float:
     """Seconds per step of the loop a careful PyTorch user writes: batches gathered with index_select (as dlbook
-    does), loss and accuracy summed on the device."""
+    does), the loss and accuracy (an autoencoder's squared error) summed on the device."""
     import torch
 
+    from dlbook.tasks.reconstruction import ReconstructionTask
+
+    step_of = autoencoder_step if isinstance(task, ReconstructionTask) else classifier_step
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     net = task.net.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     images, labels = datamodule.data_train.images, datamodule.data_train.labels
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
+    loss_sum, measure_sum = torch.zeros((), device=device), torch.zeros((), device=device)
     net.train()
     for step, index in enumerate(order.split(batch_size)):
         if step == 1:  # the first batch warms up
@@ -45,14 +66,13 @@ def plain_epoch(datamodule, task, accelerator: str, batch_size: int, seed: int) 
             start = time.perf_counter()
         x = datamodule.normalize(images.index_select(0, index).to(device, non_blocking=True))
         y = labels.index_select(0, index).to(device, non_blocking=True)
-        logits = net(x)
-        loss = torch.nn.functional.cross_entropy(logits, y)
+        loss, measure = step_of(net, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach()
-        correct += (logits.argmax(1) == y).sum()
-    _ = loss_sum.item(), correct.item()  # the epoch's one host read
+        measure_sum += measure
+    _ = loss_sum.item(), measure_sum.item()  # the epoch's one host read
     synchronize(device)
     return (time.perf_counter() - start) / step
 
@@ -64,12 +84,13 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--logger", default="wandb", help="logger= choice of the dlbook runs")
+    parser.add_argument("--images", type=int, default=60000, help="random training images")
     parser.add_argument("overrides", nargs="*", help="extra train.py overrides for the dlbook runs")
     args = parser.parse_args()
 
     os.environ.setdefault("WANDB_MODE", "offline")
     work = scratch_dir()
-    data_dir = write_random_mnist(work / "data")
+    data_dir = write_random_mnist(work / "data", n_train=args.images)
     print(f"{'model':<12} {'plain ms/step':>14} {'dlbook ms/step':>15} {'ratio':>7}")
     for model in args.models:
         dlbook, plain = [], []
