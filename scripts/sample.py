@@ -1,10 +1,14 @@
-"""Sample a trained GAN, or translate images with a trained CycleGAN:
+"""Sample a trained GAN, VAE or RBM, translate images with a trained CycleGAN, or reconstruct them with an
+autoencoder:
 
   python scripts/sample.py ckpt_path=outputs/train/runs/<timestamp> n=64
   python scripts/sample.py ckpt_path=<CycleGAN run> input=<folder of A images> [direction=BA] [output_dir=<folder>]
+  python scripts/sample.py ckpt_path=<autoencoder run> input=<folder of images>
 
-Rebuilds the nets from the config saved in the checkpoint and writes a PNG grid (`output=`): n samples of a GAN,
-or for a CycleGAN rows of up to 8 input images, their translations, and those translated back.
+Rebuilds the nets from the config saved in the checkpoint and writes a PNG grid (`output=`): n samples of a GAN
+(VAE: decoded from the prior; RBM: Gibbs chains from random states), for a CycleGAN rows of up to 8 input images,
+their translations, and those translated back, for an autoencoder the input images over their reconstructions
+(a denoiser's noisy inputs between them).
 """
 
 import logging

@@ -41,8 +41,8 @@ CONTRACT = {
     "LanguageModelTask": "char_rnn",
     "EmbeddingTask": "word2vec",
     "Seq2SeqTask": "seq2seq",
-    "ReconstructionTask": "denoising_ae",  # its noise draws must resume in step
-    "VAETask": "cvae",
+    "ReconstructionTask": "sparse_ae",
+    "VAETask": "cvae",  # its draws of codes must resume in step
     "RBMTask": "rbm",  # persistent chains, kept in checkpoints
     "PretrainedClassificationTask": "dbn",  # interrupted after the pretraining epoch
 }

@@ -164,8 +164,8 @@ class ReconstructionTask(LossTask):
         labels = torch.cat([labels for _, labels in self.test_codes])[:CODES_DRAWN]
         figure, axes = new_figure(6, 5)
         scatter(axes, principal_plane(codes), labels, self.data_spec.class_names)
-        plane = "the codes" if codes.shape[1] <= 2 else f"the first two principal components of the {codes.shape[1]}-D codes"
-        axes.set(title=f"Test images' codes: {plane}")
+        width = codes.shape[1]
+        axes.set(title=f"Test images' {width}-D codes" + (", first two principal components" if width > 2 else ""))
         return figure
 
     def sample(self, n: int, inputs: torch.Tensor | None = None, **options) -> tuple[torch.Tensor, int, torch.Tensor]:
