@@ -1,4 +1,5 @@
-"""The benchmark scripts run end to end (tiny settings; the numbers themselves are not checked)."""
+"""The benchmark scripts run end to end (tiny settings; the numbers themselves are not checked). Each starts a
+process that trains, so all of them are in the slow suite."""
 
 import os
 import re
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 
 
 def run_benchmark(tmp_path, script: str, *arguments: str) -> str:
@@ -62,7 +64,6 @@ def test_imdb_pipeline_benchmark_prints_the_cache_and_the_pipelines_share(tmp_pa
     assert share == pytest.approx(batches / epoch, abs=1.01 * rounding)
 
 
-@pytest.mark.slow
 def test_dcgan_benchmark_prints_the_ratio_with_sample_quality_on(tmp_path):
     stdout = run_benchmark(tmp_path, "dcgan.py", "--sample-quality", "--batches", "3", "--epochs", "2", "--repeats",
                            "1", "model.generator.features=8", "model.discriminator.features=8")
@@ -71,7 +72,6 @@ def test_dcgan_benchmark_prints_the_ratio_with_sample_quality_on(tmp_path):
     assert plain > 0 and quality > 0 and ratio == pytest.approx(quality / plain, abs=2e-3)
 
 
-@pytest.mark.slow
 def test_startup_benchmark_prints_each_cost_against_its_baseline(tmp_path):
     stdout = run_benchmark(tmp_path, "startup.py", "--repeats", "1", "--images", "500")
     rows = dict(re.findall(r"^(\S.*?)\s+[\d.]+\s+([\d.]+)x$", stdout, re.MULTILINE))
@@ -82,7 +82,6 @@ def test_startup_benchmark_prints_each_cost_against_its_baseline(tmp_path):
 
 
 
-@pytest.mark.slow
 def test_overhead_benchmark_times_a_classifier_and_an_autoencoder_against_their_loops(tmp_path):
     stdout = run_benchmark(tmp_path, "overhead.py", "--models", "mlp", "ae", "--repeats", "1", "--logger", "csv",
                            "--images", "1000")

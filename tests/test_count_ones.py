@@ -55,6 +55,7 @@ def test_given_sequences_all_train(run_config):
         datamodule_of(run_config, ["data.sequences=[[0,1],[1,1,0]]"])
 
 
+@pytest.mark.slow  # trains for about 15 s; test_cells.py checks the scratch LSTM against torch's in the default suite
 def test_scratch_lstm_learns_to_count(run_config):
     # The book's setup, smaller: 2,000 sequences of 10 bits (book: 10,000 of 20), a faster rate for fewer steps.
     cfg = run_config(["data=count_ones", "data.num_sequences=2000", "data.test_sequences=500", "data.length=10",

@@ -46,6 +46,7 @@ def chamfer(a: torch.Tensor, b: torch.Tensor) -> float:
     return (distances.min(dim=1).values.mean() + distances.min(dim=0).values.mean()).item()
 
 
+@pytest.mark.slow  # trains for about 15 s; the model's smoke run is in the default suite
 def test_generator_learns_the_sine_curve():
     L.seed_everything(0, verbose=False)
     rng = torch.Generator().manual_seed(0)
