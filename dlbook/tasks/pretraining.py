@@ -11,13 +11,19 @@ from dlbook.errors import DlbookError
 from dlbook.tasks.classification import ClassificationTask
 
 
+def greedy_layer(epoch: int, epochs_per_layer: int, layers: int) -> int | None:
+    """The layer greedy layer-wise pretraining trains in `epoch`, `epochs_per_layer` epochs each from the bottom, or
+    None once the pretraining is over (or with none)."""
+    return epoch // epochs_per_layer if epoch < epochs_per_layer * layers else None
+
+
 class PretrainedClassificationTask(ClassificationTask):
     """For `pretrain_epochs` epochs per layer of the net's `pretrain_layers`, greedily from the bottom, each training
     batch runs the net's `pretrain_step(images, layer)`, which updates the layer itself (a CD step) or returns a loss
-    for the optimizer (an autoencoder's); `pretrain/loss` and `pretrain/mse` log it to the loggers' history. The classifier's own
-    train/loss and train/acc are measured all along, so the epochs of pretraining show where it starts from. A
-    resumed run, or one restored with ckpt_restore=weights and model.pretrain_epochs=0, keeps the pretraining it
-    finds in the checkpoint."""
+    for the optimizer (an autoencoder's); `pretrain/loss` and `pretrain/mse` log it to the loggers' history. The
+    classifier's own train/loss and train/acc are measured all along, so the epochs of pretraining show where it
+    starts from. A resumed run, or one restored with ckpt_restore=weights and model.pretrain_epochs=0, keeps the
+    pretraining it finds in the checkpoint."""
 
     accepts = (ImageSpec,)
 
@@ -31,14 +37,8 @@ class PretrainedClassificationTask(ClassificationTask):
             raise DlbookError(f"model.pretrain_epochs={pretrain_epochs} must be 0 or more epochs per layer.")
         self.pretrain_epochs = pretrain_epochs
 
-    @property
-    def pretraining_layer(self) -> int | None:
-        if self.current_epoch < self.pretrain_epochs * self.net.pretrain_layers:
-            return self.current_epoch // self.pretrain_epochs
-        return None
-
     def training_step(self, batch, batch_idx):
-        layer = self.pretraining_layer
+        layer = greedy_layer(self.current_epoch, self.pretrain_epochs, self.net.pretrain_layers)
         if layer is None:
             return super().training_step(batch, batch_idx)
         images, _ = batch

@@ -15,6 +15,7 @@ from dlbook.data.spec import DataSpec, ImageSpec
 from dlbook.errors import DlbookError
 from dlbook.plots import image_grid, new_figure, principal_plane, scatter
 from dlbook.tasks.base import LossTask
+from dlbook.tasks.pretraining import greedy_layer
 
 LOSSES = ("bce", "mse")
 CODES_DRAWN = 2000  # test codes in the codes figure
@@ -78,17 +79,11 @@ class ReconstructionTask(LossTask):
         afresh at each validation and test epoch otherwise, so eval.py measures the same draws train.py did."""
         return None if stage == "train" else self.eval_generators[stage]
 
-    @property
-    def pretraining_layer(self) -> int | None:
-        """The layer greedy pretraining trains this epoch, or None once the whole net trains."""
-        if self.layerwise_epochs and self.current_epoch < self.layerwise_epochs * self.net.depth:
-            return self.current_epoch // self.layerwise_epochs
-        return None
-
     def loss_step(self, batch, stage: str) -> torch.Tensor:
         images, labels = batch
         inputs = self.corrupt(images, stage)
-        layer = self.pretraining_layer if stage == "train" else None
+        layer = (greedy_layer(self.current_epoch, self.layerwise_epochs, self.net.depth)
+                 if stage == "train" and self.layerwise_epochs else None)
         if layer is None:
             code = self.net.encode(inputs)
             logits = self.net.decode(code)
