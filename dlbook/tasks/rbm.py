@@ -11,6 +11,7 @@ from torch import nn
 
 from dlbook.data.spec import DataSpec, ImageSpec
 from dlbook.errors import DlbookError
+from dlbook.nets.autoencoder.rbm import binarized
 from dlbook.plots import image_grid
 from dlbook.tasks.unsupervised import SelfUpdatingTask
 
@@ -44,7 +45,7 @@ class RBMTask(SelfUpdatingTask):
         self.examples: dict[str, torch.Tensor] = {}
 
     def visible(self, rows: torch.Tensor) -> torch.Tensor:
-        return (rows > self.binarize).to(rows.dtype) if self.binarize is not None else rows
+        return binarized(rows, self.binarize)
 
     def learn(self, rows: torch.Tensor) -> None:
         v = self.visible(rows)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from dlbook.nets.autoencoder.rbm import BernoulliRBM
+from dlbook.nets.autoencoder.rbm import BernoulliRBM, binarized
 
 
 class DeepBeliefNet(nn.Module):
@@ -24,9 +24,8 @@ class DeepBeliefNet(nn.Module):
         return len(self.rbms)
 
     def visible(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] as visible units: pixels above `binarize` on (Pro DL's MNIST), or their intensities."""
-        v = x.flatten(1)
-        return (v > self.binarize).to(v.dtype) if self.binarize is not None else v
+        """Images in [0, 1] as visible units, binarised at `binarize`."""
+        return binarized(x.flatten(1), self.binarize)
 
     def features(self, x: torch.Tensor, layers: int | None = None) -> torch.Tensor:
         """The hidden probabilities of the first `layers` RBMs (all by default), each fed the previous one's."""

@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def binarized(v: torch.Tensor, threshold: float | None) -> torch.Tensor:
+    """Values in [0, 1] as visible units: those above `threshold` on, the others off (Pro DL's binarised MNIST), or,
+    with no threshold, the values themselves as probabilities."""
+    return (v > threshold).to(v.dtype) if threshold is not None else v
+
+
 class BernoulliRBM(nn.Module):
     def __init__(self, num_visible: int, num_hidden: int, init_std: float = 0.01):
         super().__init__()
