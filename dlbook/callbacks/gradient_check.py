@@ -73,11 +73,11 @@ class GradientCheckCallback(L.Callback):
     def side_effects_undone(task):
         """What training_step notes besides its loss, put back: the epoch's sums and the NaN watch."""
         sums = {name: [total.clone(), count] for name, (total, count) in task._epoch_sums.items()}
-        nonfinite = task._first_nonfinite_step
+        recent = list(task._recent_losses)
         try:
             yield
         finally:
-            task._epoch_sums, task._first_nonfinite_step = sums, nonfinite
+            task._epoch_sums, task._recent_losses = sums, recent
 
     def on_train_end(self, trainer, pl_module) -> None:
         # Lightning refuses self.log here; callback_metrics is what train.py writes to metrics.json.

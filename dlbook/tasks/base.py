@@ -33,7 +33,7 @@ class Task(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_config = scheduler or {}
         self.run_config: dict | None = None
-        self._first_nonfinite_step: torch.Tensor | None = None  # on the device: -1 while every loss is finite
+        self._recent_losses: list[tuple[int, torch.Tensor]] = []  # (step, loss) since the last NaN check
         self._epoch_sums: dict[str, list] = {}  # name -> [sum on the device, count], see log_epoch_sum
         self.epoch_means: dict[str, torch.Tensor] = {}  # the last logged epoch mean of each name
 
@@ -101,21 +101,25 @@ class Task(L.LightningModule):
         return [net for net in self.children() if next(net.parameters(), None) is not None]
 
     def watch_loss(self, loss: torch.Tensor) -> None:
-        """Note, without a host sync, the first step whose loss is NaN or infinite; checked every few steps."""
-        if self._first_nonfinite_step is None:
-            self._first_nonfinite_step = torch.full((), -1, dtype=torch.long, device=loss.device)
-        first = self._first_nonfinite_step
-        self._first_nonfinite_step = torch.where((first < 0) & ~torch.isfinite(loss.detach()),
-                                                 self.trainer.global_step, first)
+        """Keep the step's loss for the NaN check of on_train_batch_end: no kernel and no host sync a step."""
+        self._recent_losses.append((self.trainer.global_step, loss.detach()))
+
+    def first_nonfinite_step(self) -> int | None:
+        """The first step since the last check whose loss was NaN or infinite, if any; starts the next check."""
+        if not self._recent_losses:
+            return None
+        steps, losses = zip(*self._recent_losses)
+        self._recent_losses = []
+        bad = (~torch.isfinite(torch.stack(losses).float())).nonzero()
+        return steps[int(bad[0])] if len(bad) else None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         # One host sync every log_every_n_steps and at the end of each epoch, before validation and checkpoints.
         end_of_epoch = batch_idx + 1 == self.trainer.num_training_batches
-        if self._first_nonfinite_step is None or not (
-                end_of_epoch or self.trainer.global_step % self.trainer.log_every_n_steps == 0):
+        if not (end_of_epoch or self.trainer.global_step % self.trainer.log_every_n_steps == 0):
             return
-        step = int(self._first_nonfinite_step)
-        if step >= 0:
+        step = self.first_nonfinite_step()
+        if step is not None:
             last = next((callback.last_model_path for callback in self.trainer.checkpoint_callbacks
                          if callback.last_model_path), "")
             kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved yet"
@@ -172,17 +176,20 @@ class Task(L.LightningModule):
 
     def log_epoch_mean(self, name: str, value: torch.Tensor, batch_size: int) -> None:
         """Add a batch's mean `value` to the epoch's batch-size-weighted mean of `name` (see log_epoch_sum)."""
-        self.log_epoch_sum(name, value.detach().double() * batch_size, batch_size)
+        self._add_to_epoch(name, value, batch_size, weight=batch_size)
 
     def log_epoch_sum(self, name: str, total: torch.Tensor, count: int) -> None:
         """Add `total` over `count` samples to the epoch's mean of `name`, logged by log_epoch_means when the stage's
-        epoch ends. Summed in place on the device, the count on the host: two kernels a step, no host sync, and
+        epoch ends. Summed in place on the device, the count on the host: one kernel a step, no host sync, and
         none of self.log's or torchmetrics' per-call bookkeeping."""
+        self._add_to_epoch(name, total, count, weight=1)
+
+    def _add_to_epoch(self, name: str, value: torch.Tensor, count: int, weight: int) -> None:
         entry = self._epoch_sums.get(name)
         if entry is None:
-            self._epoch_sums[name] = [total.detach().double(), count]
+            self._epoch_sums[name] = [value.detach().double() * weight, count]
         else:
-            entry[0] += total.detach()
+            entry[0].add_(value.detach(), alpha=weight)  # summed in double
             entry[1] += count
 
     def log_epoch_means(self, prefix: str, history_only: bool = False) -> dict[str, torch.Tensor]:

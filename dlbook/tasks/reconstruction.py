@@ -113,15 +113,15 @@ class ReconstructionTask(LossTask):
         self.log_epoch_mean("train/loss", loss, len(inputs))
         with torch.no_grad():  # where the whole net stands meanwhile
             whole = torch.sigmoid(self.net(inputs))
-            self.log_epoch_mean("train/mse", (whole - images).square().mean(), len(images))
+            self.log_epoch_mean("train/mse", F.mse_loss(whole, images), len(images))
         return loss
 
     def log_outputs(self, stage: str, images: torch.Tensor, inputs: torch.Tensor, logits: torch.Tensor) -> None:
         """Log the reconstruction's MSE per pixel (and the noisy input's), and keep the stage's first images."""
         outputs = torch.sigmoid(logits.detach())
-        self.log_epoch_mean(f"{stage}/mse", (outputs - images).square().mean(), len(images))
+        self.log_epoch_mean(f"{stage}/mse", F.mse_loss(outputs, images), len(images))
         if self.corruption is not None:
-            self.log_epoch_mean(f"{stage}/noise_mse", (inputs - images).square().mean(), len(images))
+            self.log_epoch_mean(f"{stage}/noise_mse", F.mse_loss(inputs, images), len(images))
         if stage != "train" and stage not in self.examples:
             kept = [images, inputs, outputs] if self.corruption is not None else [images, outputs]
             self.examples[stage] = [part[:self.shown].detach().float().cpu() for part in kept]

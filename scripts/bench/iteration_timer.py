@@ -1,6 +1,7 @@
 """A callback that times one training epoch of a benchmark run, after a few warm-up batches, and a run of
 train.py with it."""
 
+import copy
 import time
 
 from common import synchronize
@@ -18,6 +19,7 @@ class IterationTimer(Callback):
         self.batches = 0
 
     def on_train_start(self, trainer, module):
+        self.initial_state = copy.deepcopy(module.state_dict())
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -38,11 +40,15 @@ class IterationTimer(Callback):
 
 
 def timed_train(overrides: list[str], run_dir, warmup: int = 1) -> tuple[dict, IterationTimer]:
-    """train.py with `overrides` and an IterationTimer, writing into run_dir: (the objects train returns, the timer)."""
+    """train.py with `overrides` and an IterationTimer, writing into run_dir: (the objects train returns, the timer).
+    The model is returned with the weights it started training from, so a plain loop compared with the run trains
+    the same net from the same point (a trained net's steps can cost more than a fresh one's)."""
     from dlbook.train import train
     from dlbook.utils.config import compose_run
 
-    timer = ["+callbacks.iteration_timer._target_=iteration_timer.IterationTimer",
-             f"+callbacks.iteration_timer.warmup={warmup}"]
-    _, objects = train(compose_run([*overrides, *timer], run_dir))
-    return objects, next(callback for callback in objects["trainer"].callbacks if isinstance(callback, IterationTimer))
+    with_timer = ["+callbacks.iteration_timer._target_=iteration_timer.IterationTimer",
+                  f"+callbacks.iteration_timer.warmup={warmup}"]
+    _, objects = train(compose_run([*overrides, *with_timer], run_dir))
+    timer = next(callback for callback in objects["trainer"].callbacks if isinstance(callback, IterationTimer))
+    objects["model"].load_state_dict(timer.initial_state)
+    return objects, timer

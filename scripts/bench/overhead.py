@@ -42,7 +42,7 @@ def autoencoder_step(net, images, labels):
     import torch.nn.functional as F
 
     logits = net(images)
-    return F.binary_cross_entropy_with_logits(logits, images), (torch.sigmoid(logits.detach()) - images).square().mean()
+    return F.binary_cross_entropy_with_logits(logits, images), F.mse_loss(torch.sigmoid(logits.detach()), images)
 
 
 def plain_epoch(datamodule, task, accelerator: str, batch_size: int, seed: int) -> float:
