@@ -1,5 +1,5 @@
-"""Speed options: training steps/s of `train.py model=resnet9` with each GPU-path option on, as a ratio to the
-plain fp32 run measured in the same process.
+"""Speed options: training steps/s of `train.py model=<model>` (resnet9 by default) with each speed option on, as a
+ratio to the plain fp32 run measured in the same process.
 
 Every run trains one epoch of `--batches` batches of random CIFAR-10-sized uint8 images (no validation, no test,
 no logger); the first `--warmup` batches are not timed (torch.compile compiles there; their time is shown apart).
@@ -8,6 +8,7 @@ on the CPU with a message.
 
     python scripts/bench/speed_options.py                                   # CPU: width 16, batch 128
     python scripts/bench/speed_options.py --accelerator gpu --width 64 --batch-size 512 --batches 100 --repeats 3
+    python scripts/bench/speed_options.py --model mnist_cnn --options channels_last compile   # any image model
 """
 
 import argparse
@@ -31,7 +32,8 @@ NEEDS_GPU = {"data_on_device": "on the CPU the data is on the device already"}
 
 def steps_per_second(option: str, data_dir, out_dir, args) -> tuple[float, float]:
     """(steps/s after the warm-up, seconds of the warm-up batches) of one run with `option` on."""
-    overrides = ["model=resnet9", f"model.net.width={args.width}", "data=cifar10", "data.download=false",
+    width = [f"model.net.width={args.width}"] if args.model == "resnet9" else []
+    overrides = [f"model={args.model}", *width, "data=cifar10", "data.download=false",
                  f"paths.data_dir={data_dir}", f"paths.root_dir={out_dir}", f"data.batch_size={args.batch_size}",
                  "data.val_fraction=0", "test=false", "trainer.max_epochs=1",
                  f"++trainer.limit_train_batches={args.batches}", f"trainer.accelerator={args.accelerator}",
@@ -47,6 +49,7 @@ def main():
     parser.add_argument("--batches", type=int, default=15, help="training batches per run, warm-up included")
     parser.add_argument("--warmup", type=int, default=3, help="batches not timed at the start of each run")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--model", default="resnet9", help="model= choice, trained on CIFAR-10-sized images")
     parser.add_argument("--width", type=int, default=16, help="ResNet-9 width (64 in the speed run)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
@@ -70,7 +73,8 @@ def main():
         for option in options:
             runs[option].append(steps_per_second(option, data_dir, work, args))
 
-    print(f"ResNet-9 width {args.width}, batch {args.batch_size}, {args.batches} batches "
+    name = f"resnet9 width {args.width}" if args.model == "resnet9" else args.model
+    print(f"{name}, batch {args.batch_size}, {args.batches} batches "
           f"({args.batches - args.warmup} timed), {args.accelerator}, median of {args.repeats}")
     print(f"{'option':<16} {'steps/s':>9} {'vs fp32':>8} {'warm-up s':>10}")
     baseline = statistics.median(rate for rate, _ in runs["fp32"])
