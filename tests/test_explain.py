@@ -90,6 +90,13 @@ def test_activation_maximization_raises_the_class_score(corner_net):
     assert torch.equal(image, again)
 
 
+def test_one_logit_scores_class_one_by_the_logit_and_class_zero_by_its_negative():
+    logits = torch.tensor([[2.0], [-3.0]])
+    scores, targets = interpret.class_scores(logits, None)
+    assert scores.tolist() == [2.0, 3.0] and targets.tolist() == [1, 0]
+    assert interpret.class_scores(logits, torch.tensor([0, 1]))[0].tolist() == [-2.0, -3.0]
+
+
 def test_feature_maps_and_filters_are_the_layer_outputs_and_weights(corner_net):
     net, images = corner_net
     assert interpret.feature_maps(net, images[:2], "0").shape == (2, 8, SIZE, SIZE)

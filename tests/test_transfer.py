@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from dlbook.assembly import without_pretrained_weights
 from dlbook.errors import DlbookError, IncompatibleDataError
 from dlbook.nets.vision.pretrained import PretrainedClassifier
 
@@ -80,6 +81,7 @@ def test_a_checkpoint_rebuild_keeps_the_weights_input_scaling_without_downloadin
     ({"name": "resnet_18"}, DlbookError, "model.net.name='resnet_18' is not a torchvision classification model. "
                                          "Close matches: resnet18"),
     ({"weights": "IMAGENET"}, DlbookError, "use DEFAULT, IMAGENET1K_V1, or null"),
+    ({"freeze": True}, DlbookError, "model.net.freeze=True must be null, all_but_head, or a number"),
     ({"freeze": 11}, DlbookError, "a number of units from 0 to 10 .* of resnet18: conv1, bn1, layer1.0"),
     ({"weights": "DEFAULT", "input_normalization": "standard"}, DlbookError, "set data.normalization=unit"),
     ({"name": "squeezenet1_1"}, IncompatibleDataError, "at least 17x17 pixels, the data gives 8x8"),
@@ -87,3 +89,9 @@ def test_a_checkpoint_rebuild_keeps_the_weights_input_scaling_without_downloadin
 def test_bad_choices_are_refused_with_the_valid_ones(options, error, message):
     with pytest.raises(error, match=message):
         PretrainedClassifier((1, 8, 8), 10, **{"name": "resnet18", "weights": None, **options})
+
+
+def test_a_run_rebuilt_from_its_checkpoint_does_not_read_the_weights_again(run_config):
+    cfg = run_config(["model=pretrained"])
+    assert cfg.model.net.weights == "DEFAULT" and cfg.model.net.load_weights and cfg.data.normalization == "unit"
+    assert without_pretrained_weights(cfg).model.net.load_weights is False

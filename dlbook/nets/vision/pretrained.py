@@ -154,11 +154,11 @@ class PretrainedClassifier(nn.Module):
         head_block = next(index for index, (name, _) in enumerate(named)
                           if self.head_name == name or self.head_name.startswith(f"{name}."))
         body_units = [index for index, (_, module) in enumerate(named[:head_block]) if has_parameters(module)]
-        if freeze in (None, 0):
+        if freeze is None or type(freeze) is int and freeze == 0:
             return []
         if freeze == ALL_BUT_HEAD:
             frozen = [module for index, (_, module) in enumerate(named) if index != head_block]
-        elif isinstance(freeze, int) and 0 < freeze <= len(body_units):
+        elif type(freeze) is int and 0 < freeze <= len(body_units):  # not a bool
             frozen = [module for _, module in named[:body_units[freeze - 1] + 1]]
         else:
             raise DlbookError(f"model.net.freeze={freeze!r} must be null, {ALL_BUT_HEAD}, or a number of units from "
