@@ -148,3 +148,8 @@ def test_explain_writes_a_png_per_image(checkpoint_dir, method, files):
 def test_bad_choices_are_refused_with_the_valid_ones(checkpoint_dir, override, message):
     with pytest.raises(DlbookError, match=message):
         explained(checkpoint_dir, f"image={checkpoint_dir / 'digits'}", override, name="bad")
+
+
+def test_explain_composes_with_a_wandb_logger(tmp_path):
+    cfg = dlbook_compose_run(["ckpt_path=x", "logger=wandb", f"paths.log_dir={tmp_path}"], tmp_path / "run", "explain")
+    assert cfg.logger.wandb.tags == ["explain"] and cfg.logger.wandb.save_dir == str(tmp_path / "run")
