@@ -9,6 +9,7 @@ torch.autograd.grad, so the net's parameters get no .grad. Targets are class ind
 each image's predicted class.
 """
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -231,7 +232,7 @@ def channel_grid(maps: torch.Tensor) -> torch.Tensor:
     """Channels (C, h, w) of one image's feature maps, or filters (F, C, k, k), as one grid image, each scaled on
     its own."""
     tiles = maps[:, None] if maps.dim() == 3 else rgb(maps) if maps.shape[1] == 3 else maps[:, :1]
-    return make_grid(to_unit(tiles.float()), nrow=int(tiles.shape[0] ** 0.5 + 0.999), padding=1, pad_value=1.0)
+    return make_grid(to_unit(tiles.float()), nrow=math.ceil(tiles.shape[0] ** 0.5), padding=1, pad_value=1.0)
 
 
 def explanation_images(net: nn.Module, images: torch.Tensor, method: str, targets: torch.Tensor | None = None,
