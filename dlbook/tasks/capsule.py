@@ -45,6 +45,10 @@ class CapsuleTask(ClassificationTask):
         """The class capsules' lengths (N, classes), in [0, 1)."""
         return self.net(inputs).norm(dim=-1)
 
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The class capsules side by side (N, classes x capsule_dim): what scripts/embed.py shows."""
+        return self.net(inputs).flatten(1)
+
     def logits_and_loss(self, inputs: torch.Tensor, labels: torch.Tensor, stage: str) -> tuple[torch.Tensor,
                                                                                               torch.Tensor]:
         capsules = self.net(inputs)
