@@ -111,9 +111,10 @@ def test_separable_convolution_has_fewer_parameters_than_the_standard_one():
     standard = PlainCNN((1, 28, 28), 10, blocks, hidden_sizes=[256])
     separable = PlainCNN((1, 28, 28), 10, blocks, hidden_sizes=[256], separable=True)
     conv_weights = lambda net: sum(parameters(layer) for layer in net.features)  # noqa: E731
-    # 3x3 from 32 to 64 channels: 32*9 depthwise + 32*64 + 64 pointwise against 32*64*9 + 64.
-    assert conv_weights(standard) - conv_weights(separable) == (1 * 32 * 9 + 32) - (9 + 32 + 32) + \
-        (32 * 64 * 9 + 64) - (32 * 9 + 32 * 64 + 64)
+    # Standard 3x3 convs, 1 -> 32 and 32 -> 64 channels with biases; separable: 3x3 depthwise (no bias) then a 1x1
+    # pointwise conv with biases.
+    assert conv_weights(standard) == (1 * 32 * 9 + 32) + (32 * 64 * 9 + 64)
+    assert conv_weights(separable) == (1 * 9 + 1 * 32 + 32) + (32 * 9 + 32 * 64 + 64)
     assert parameters(separable) < parameters(standard)
     images = torch.randn(2, 1, 28, 28)
     assert logits_of(separable, images).shape == logits_of(standard, images).shape == (2, 10)
