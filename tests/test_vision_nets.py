@@ -120,6 +120,14 @@ def test_separable_convolution_has_fewer_parameters_than_the_standard_one():
     assert logits_of(separable, images).shape == logits_of(standard, images).shape == (2, 10)
 
 
+def test_plain_cnn_starts_as_keras_with_xavier_uniform():
+    net = PlainCNN((1, 28, 28), 10, WORKSHOP_BLOCKS, hidden_sizes=[128], init="xavier_uniform")
+    second_conv = net.features[3]  # conv, ReLU, pool, conv
+    bound = (6 / (64 * 9 + 64 * 9)) ** 0.5  # glorot-uniform: sqrt(6 / (fan_in + fan_out))
+    assert second_conv.weight.abs().max() <= bound and second_conv.weight.abs().max() > 0.9 * bound
+    assert all(not layer.bias.any() for layer in net.modules() if isinstance(layer, (nn.Conv2d, nn.Linear)))
+
+
 def test_plain_cnn_pools_like_keras():
     """Valid convolutions and pools round down (28 -> 26 -> 13 -> 11 -> 5); same ones keep the size and round up
     (7 -> 4)."""
@@ -172,6 +180,8 @@ def test_classification_loss_adds_the_auxiliary_losses_weighted_by_0_3():
     (partial(PlainCNN, (1, 8, 8), 10, [{"channels": 4, "stride": 2}]), r"needs `channels` and takes only channels"),
     (partial(PlainCNN, (1, 8, 8), 10, [{"channels": 4, "padding": "full"}]),
      r"conv_blocks\[0\].padding='full' is not one of valid, same"),
+    (partial(PlainCNN, (1, 8, 8), 10, [{"channels": 4}], init="he"),
+     r"model.net.init='he' is not one of default, xavier_uniform, zeros"),
     (partial(AlexNet, (3, 40, 40), 10, stem="imagenet"), "AlexNet with the imagenet stem takes images of at least "
                                                          "63x63 pixels, the data gives 40x40"),
 ])

@@ -3,7 +3,8 @@
 Each block is one convolution (standard, or depthwise-separable as Keras' SeparableConv2D) and its activation,
 optionally followed by max-pooling and dropout. `padding` "valid" (Keras' default) shrinks each side by kernel-1,
 "same" keeps it; pooling rounds down after valid convs and up after same ones, as Keras' and TF's pools of the same
-padding do. Net-level `kernel`, `padding` and `separable` are the defaults a block may override.
+padding do. Net-level `kernel`, `padding` and `separable` are the defaults a block may override. `init`
+"xavier_uniform" starts every layer as Keras does (glorot-uniform weights, zero biases); "default" is PyTorch's.
 """
 
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from torch import nn
 
 from dlbook.errors import DlbookError, IncompatibleDataError
-from dlbook.nets.classification.mlp import ACTIVATIONS
+from dlbook.nets.classification.mlp import ACTIVATIONS, INITS
 from dlbook.nets.vision.layers import SeparableConv2d, choice
 
 BLOCK_KEYS = ("channels", "kernel", "padding", "separable", "pool", "dropout")
@@ -21,12 +22,13 @@ PADDINGS = ("valid", "same")
 class PlainCNN(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, conv_blocks: Sequence[Mapping],
                  hidden_sizes: Sequence[int] = (), dropout: float = 0.0, activation: str = "relu", kernel: int = 3,
-                 padding: str = "valid", separable: bool = False):
+                 padding: str = "valid", separable: bool = False, init: str = "default"):
         super().__init__()
         if len(input_shape) != 3:
             raise IncompatibleDataError(f"PlainCNN takes images (channels, height, width), the data gives shape "
                                         f"{tuple(input_shape)}")
         act = choice("model.net.activation", activation, ACTIVATIONS)
+        initialise = choice("model.net.init", init, INITS)
         channels, height, width = input_shape
         layers: list[nn.Module] = []
         for index, block in enumerate(conv_blocks):
@@ -63,6 +65,10 @@ class PlainCNN(nn.Module):
             features = hidden
         dense.append(nn.Linear(features, num_classes))
         self.classifier = nn.Sequential(*dense)
+        if initialise is not None:
+            for layer in self.modules():
+                if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                    initialise(layer)
 
     def forward(self, x):
         return self.classifier(self.features(x))
