@@ -67,6 +67,8 @@ def data_choices_for(model_cfg: DictConfig) -> tuple[list[str], list[str]]:
 
     accepts = get_class(model_cfg._target_).accepts
     fitting, by_files = [], []
+    # A net that reads pretrained weights (model=pretrained) is built without them: only its shapes are tried.
+    shapes_only = {"net": {"load_weights": False}} if OmegaConf.select(model_cfg, "net.load_weights") else {}
     for path in sorted((Path(config_dir()) / "data").glob("*.yaml")):
         data_cfg = OmegaConf.load(path)
         datamodule_class = get_class(data_cfg._target_)
@@ -77,11 +79,21 @@ def data_choices_for(model_cfg: DictConfig) -> tuple[list[str], list[str]]:
             by_files.append(path.stem)
             continue
         try:
-            instantiate(model_cfg, _partial_=True)(data_spec=spec, optimizer=None)
+            instantiate(model_cfg, _partial_=True, **shapes_only)(data_spec=spec, optimizer=None)
             fitting.append(path.stem)
         except IncompatibleDataError:
             pass
     return fitting, by_files
+
+
+def without_pretrained_weights(run_cfg: DictConfig) -> DictConfig:
+    """A run's config as its checkpoint is rebuilt: the pretrained vectors or torchvision weights it started from
+    are not read again (nor downloaded); the checkpoint holds what training made of them."""
+    if OmegaConf.select(run_cfg, "model.embedding.pretrained"):
+        run_cfg.model.embedding.pretrained = None
+    if OmegaConf.select(run_cfg, "model.net.load_weights"):
+        run_cfg.model.net.load_weights = False
+    return run_cfg
 
 
 def restore_task(path: Path, reader: str):
@@ -91,8 +103,7 @@ def restore_task(path: Path, reader: str):
 
     checkpoint = load_checkpoint(path)
     run_cfg, choices = saved_run_config(checkpoint, path, reader)
-    if OmegaConf.select(run_cfg, "model.embedding.pretrained"):  # it started training; the checkpoint holds the rest
-        run_cfg.model.embedding.pretrained = None
+    without_pretrained_weights(run_cfg)
     datamodule = instantiate(run_cfg.data)
     datamodule_state = checkpoint.get(type(datamodule).__qualname__)
     if datamodule_state:  # e.g. an image folder's mean and std

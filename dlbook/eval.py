@@ -21,12 +21,13 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from hydra.core.hydra_config import HydraConfig
 
     from dlbook.errors import CheckpointError
-    from dlbook.assembly import build_datamodule, build_task
+    from dlbook.assembly import build_datamodule, build_task, without_pretrained_weights
     from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint, saved_run_config
 
     output_dir = HydraConfig.get().runtime.output_dir
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir)
     run_cfg, choices = saved_run_config(load_checkpoint(ckpt_path), ckpt_path, "eval.py")
+    without_pretrained_weights(run_cfg)
     if "data_dir" in run_cfg.data:  # the data may live elsewhere on this machine
         run_cfg.data.data_dir = cfg.paths.data_dir
     if cfg.get("seed") is not None:

@@ -63,14 +63,9 @@ def read_inputs(path: Path, task, datamodule):
         raise DlbookError(f"input={path} does not exist: give a file, or a folder of them.")
     spec = task.data_spec
     if isinstance(spec, ImageSpec):
-        from dlbook.data.image_folder import IMAGE_SUFFIXES, decode_images, image_files
+        from dlbook.data.image_folder import read_image_inputs
 
-        files = image_files(path) if path.is_dir() else [path]
-        if not files or files[0].suffix.lower() not in IMAGE_SUFFIXES:
-            raise DlbookError(f"input={path} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))}); "
-                              f"model trained on images of {spec.describe()}.")
-        channels, size, _ = spec.input_shape
-        return [str(file) for file in files], datamodule.preprocess(decode_images(files, size, channels), augment=False)
+        return read_image_inputs(path, spec, datamodule)
     if isinstance(spec, TokenSpec) and hasattr(datamodule, "encode_texts"):
         files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
         if not files:

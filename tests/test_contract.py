@@ -45,6 +45,7 @@ CONTRACT = {
     "VAETask": "cvae",  # its draws of codes must resume in step
     "RBMTask": "rbm",  # persistent chains, kept in checkpoints
     "PretrainedClassificationTask": "dbn",  # interrupted after the pretraining epoch
+    "CapsuleTask": "capsnet",
 }
 
 

@@ -15,7 +15,7 @@ from dlbook.assembly import build_datamodule, build_task
 from dlbook.errors import DlbookError
 from dlbook.train import train
 from tests.conftest import batches_in
-from tests.datasets import (write_corpus, write_mnist, write_ptb, write_reviews, write_topic_corpus,
+from tests.datasets import (write_cifar10, write_corpus, write_mnist, write_ptb, write_reviews, write_topic_corpus,
                             write_unpaired_folders)
 from tests.test_configs import choices
 
@@ -47,7 +47,12 @@ REVERSAL = ("data.num_pairs=1000", "data.test_pairs=100", "data.max_length=6", "
 # Autoencoders on the digits: a few epochs of batches of 16 at Adam's 1e-2.
 AUTOENCODER = ("trainer.max_epochs=4", "optimizer.lr=1e-2", "data.batch_size=16")
 SMALL_VAE = ("model.net.hidden_sizes=[128]", "model.net.latent_dim=8", "trainer.max_epochs=6")
+# A plain CNN of two 8-channel conv blocks and 32 hidden units.
+NARROW_CNN = ("model.net.conv_blocks=[{channels:8,pool:2},{channels:8,pool:2}]", "model.net.hidden_sizes=[32]")
 SMALL_DCGAN = ("model.generator.features=8", "model.discriminator.features=8", "data.batch_size=16")  # narrow nets
+# A narrow CapsNet: 16 conv channels, 4 maps of 4-D primary capsules (144 on 28x28), class capsules of 8-D.
+SMALL_CAPSNET = ("model.net.conv_channels=16", "model.net.primary_maps=4", "model.net.primary_dim=4",
+                 "model.net.capsule_dim=8", "model.net.decoder_sizes=[32]")
 
 
 # What a model adds to its family's checks, given the trained task, its train/ metrics and its run directory.
@@ -80,6 +85,12 @@ def draws_the_data_shape(task, columns, run_dir):
     assert "samples.png" in {path.name for path in (run_dir / "figures").glob("*.png")}
 
 
+def draws_reconstructions_and_embeds_capsules(task, columns, run_dir):
+    drawn = {path.name for path in (run_dir / "figures").glob("*.png")}
+    assert {"reconstructions_val.png", "reconstructions_test.png"} <= drawn
+    assert task.features(torch.rand(2, 1, 28, 28)).shape == (2, 10 * 8)  # scripts/embed.py's vectors
+
+
 def reaches_the_minimum(task, columns, run_dir):
     assert abs(columns["train/x"][-1] - 5) < 1e-2  # x^2 - 10x + 25 from x = 0
 
@@ -87,10 +98,11 @@ def reaches_the_minimum(task, columns, run_dir):
 @dataclass(frozen=True)
 class Smoke:
     """How one model trains in a test: the smallest data choice it fits, overrides that make the run tiny, and
-    what the model adds to its family's checks."""
+    what the model adds to its family's checks; `slow` for a deep net whose run takes more than a few seconds."""
     data: str
     overrides: tuple[str, ...]
     check: Callable | None = None
+    slow: bool = False
 
 
 SMOKE = {
@@ -100,6 +112,32 @@ SMOKE = {
     "mnist_cnn": Smoke("digits", (*CLASSIFIER, "model.net.channels=[8,16]", "model.net.hidden_size=64")),
     "lenet5": Smoke("mnist", CLASSIFIER),
     "resnet9": Smoke("digits", (*CLASSIFIER, "model.net.width=8", "optimizer.lr=3e-3")),
+    # The books' plain CNNs and the classic architectures, narrowed; deep ones take seconds a run even so, and are slow
+    # (test_vision_nets.py trains a few steps of them in the default suite).
+    "cnn_workshop": Smoke("mnist", (*CLASSIFIER, *NARROW_CNN)),
+    "cnn_pro_dl": Smoke("digits", (*CLASSIFIER, *NARROW_CNN)),
+    "cnn_small_pro_dl": Smoke("mnist", (*CLASSIFIER, *NARROW_CNN, "model.net.separable=true")),
+    "cnn_cifar10_tf1": Smoke("digits", (*CLASSIFIER, *NARROW_CNN)),
+    "cnn_cifar10_workshop": Smoke("mnist", (*CLASSIFIER, *NARROW_CNN)),
+    "alexnet": Smoke("mnist", (*CLASSIFIER, "model.net.width=0.1", "model.net.classifier_width=64",
+                               "model.net.dropout=0", "optimizer.lr=3e-3", "trainer.max_epochs=5"), slow=True),
+    "vgg": Smoke("cifar10", (*CLASSIFIER, "model.net.depth=11", "model.net.width=8", "model.net.classifier_width=64",
+                             "model.net.dropout=0", "optimizer.lr=1e-3", "data.batch_size=32", "trainer.max_epochs=5"),
+                 slow=True),
+    "resnet": Smoke("digits", (*CLASSIFIER, "model.net.depth=20", "model.net.width=8", "optimizer.lr=3e-3"),
+                    slow=True),
+    "inception": Smoke("digits", (*CLASSIFIER, "model.net.width=0.1", "optimizer.lr=3e-3"), slow=True),
+    "mobilenet": Smoke("mnist", (*CLASSIFIER, "model.net.width_multiplier=0.25"), slow=True),
+    "densenet": Smoke("digits", (*CLASSIFIER, "model.net.growth_rate=4", "optimizer.lr=3e-3"), slow=True),
+    "xception": Smoke("mnist", (*CLASSIFIER, "model.net.width_multiplier=0.1", "model.net.middle_blocks=1",
+                                "optimizer.lr=3e-3"), slow=True),
+    "squeezenet": Smoke("digits", (*CLASSIFIER, "data.image_size=16", "model.net.dropout=0", "optimizer.lr=3e-4",
+                                    "trainer.max_epochs=6"),
+                        slow=True),
+    # The cheapest torchvision classifier, from random weights, on the digits at 16x16.
+    "pretrained": Smoke("digits", (*CLASSIFIER, "model.net.name=shufflenet_v2_x0_5", "model.net.weights=null",
+                                   "data.image_size=16")),
+    "capsnet": Smoke("mnist", (*CLASSIFIER, *SMALL_CAPSNET), check=draws_reconstructions_and_embeds_capsules),
     "gan": Smoke("digits", GENERATIVE),
     "lsgan": Smoke("digits", GENERATIVE),
     "wgan": Smoke("digits", GENERATIVE, critic_weights_stay_clipped),
@@ -181,6 +219,7 @@ DATA = {
     "count_ones": (None, []),  # generated
     "sequence_pairs": (None, []),  # generated
     "mnist": (write_mnist, ["data.download=false"]),
+    "cifar10": (write_cifar10, ["data.download=false"]),
     "text_chars": (lambda data_dir: write_corpus(data_dir / "tinyshakespeare" / "input.txt"), ["data.download=false"]),
     "ptb": (lambda data_dir: write_ptb(data_dir / "PTB"), ["data.download=false"]),
     "imdb": (lambda data_dir: write_reviews(data_dir, per_class=48), ["data.download=false"]),
@@ -385,14 +424,15 @@ FAMILY_CHECKS = {"PerceptronTask": perceptron_separates_the_table, "Classificati
                  "KMeansTask": clusters_follow_the_classes, "PCATask": projection_keeps_the_spread,
                  "SOMTask": map_comes_near_the_rows, "LanguageModelTask": language_model_uses_its_context,
                  "EmbeddingTask": vectors_follow_cooccurrence,
-                 "PretrainedClassificationTask": classifier_learns,
+                 "PretrainedClassificationTask": classifier_learns, "CapsuleTask": classifier_learns,
                  "ReconstructionTask": reconstructs_better_than_the_mean_image,
                  "RBMTask": reconstructs_better_than_the_mean_image, "VAETask": elbo_beats_independent_pixels, "Seq2SeqTask": writes_targets_beyond_echoing_the_source,
                  **{task: generative_run_counts_its_batches_and_draws_grids
                     for task in ("GANTask", "StackGANTask", "CycleGANTask")}}
 
 
-@pytest.mark.parametrize("model", SMOKE)
+@pytest.mark.parametrize("model", [pytest.param(model, marks=pytest.mark.slow) if case.slow else model
+                                   for model, case in SMOKE.items()])
 def test_model_trains(run_config, tmp_path, model):
     case = SMOKE[model]
     cfg = run_config([f"model={model}", *data_overrides(case.data, tmp_path), *case.overrides, "logger=csv"])

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from dlbook.data.augment import random_crop, random_flip
+from dlbook.data.augment import RandomAffine, random_crop, random_flip
 from dlbook.data.batches import TensorImageDataset, TensorsDataset, batch_loader
 from dlbook.data.spec import DataSpec, ImageSpec
 from dlbook.errors import DatasetNotFoundError, DlbookError
@@ -162,7 +162,9 @@ class InMemoryImageDataModule(DataModule):
     std: tuple[float, ...]
 
     def __init__(self, normalization: str = "standard", flip: bool = False, crop_padding: int = 0,
-                 on_device: bool = False, channels_last: bool = False, image_size: int | None = None, **kwargs):
+                 on_device: bool = False, channels_last: bool = False, image_size: int | None = None,
+                 rotation_degrees: float = 0.0, width_shift: float = 0.0, height_shift: float = 0.0,
+                 shear_degrees: float = 0.0, zoom: float = 0.0, fill_mode: str = "nearest", **kwargs):
         super().__init__(**kwargs)
         if normalization not in NORMALIZATIONS:
             raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
@@ -172,6 +174,7 @@ class InMemoryImageDataModule(DataModule):
         self.normalization = normalization
         self.flip = flip
         self.crop_padding = crop_padding
+        self.random_affine = RandomAffine(rotation_degrees, width_shift, height_shift, shear_degrees, zoom, fill_mode)
         self.on_device = on_device
         self.channels_last = channels_last
         self._standardization_cache = None
@@ -199,12 +202,15 @@ class InMemoryImageDataModule(DataModule):
         return self.preprocess(images, augment=self.trainer is not None and self.trainer.training), labels
 
     def preprocess(self, images: torch.Tensor, augment: bool) -> torch.Tensor:
-        """uint8 batch -> normalised float batch, randomly cropped and flipped when augmenting."""
+        """uint8 batch -> normalised float batch, randomly cropped, rotated/shifted/sheared/zoomed and flipped
+        when augmenting."""
         images = self.normalize(images)
         if self.resize_to is not None:
             images = F.interpolate(images, size=(self.resize_to, self.resize_to), mode="bilinear", antialias=True)
         if augment and self.crop_padding:
             images = random_crop(images, self.crop_padding)
+        if augment and self.random_affine.enabled:
+            images = self.random_affine(images)
         if augment and self.flip:
             images = random_flip(images)
         if self.channels_last:  # the layout the net's convolutions were put in

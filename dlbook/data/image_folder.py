@@ -16,6 +16,18 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
 
 
+def read_image_inputs(path: Path, spec, datamodule) -> tuple[list[str], torch.Tensor]:
+    """(file names, the images) of `input=path`, a file or a folder of them, decoded at the size and channels of
+    the model's data spec and prepared as the datamodule prepared its training batches (scripts/predict.py,
+    scripts/explain.py)."""
+    files = image_files(path) if path.is_dir() else [path]
+    if not files or files[0].suffix.lower() not in IMAGE_SUFFIXES:
+        raise DlbookError(f"input={path} holds no image ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                          f"model trained on images of {spec.describe()}.")
+    channels, size, _ = spec.input_shape
+    return [str(file) for file in files], datamodule.preprocess(decode_images(files, size, channels), augment=False)
+
+
 def decode_images(files: list[Path], size: int, channels: int) -> torch.Tensor:
     """uint8 (N, channels, size, size): each file decoded, converted to grey or RGB and resized once."""
     from PIL import Image

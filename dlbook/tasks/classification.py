@@ -75,16 +75,29 @@ class ClassificationTask(LossTask):
                                         f"{data_spec.num_features} features ({error})") from None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Logits: (N, classes), or (N, 1) with binary."""
-        return self.net(inputs)
+        """Logits: (N, classes), or (N, 1) with binary; of a net with auxiliary classifiers, its main logits."""
+        outputs = self.net(inputs)
+        return outputs[0] if isinstance(outputs, tuple) else outputs
 
     def classes(self, logits: torch.Tensor) -> torch.Tensor:
         return (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
 
+    def logits_and_loss(self, inputs: torch.Tensor, labels: torch.Tensor, stage: str) -> tuple[torch.Tensor,
+                                                                                              torch.Tensor]:
+        """The batch's logits and loss: what a classifier with a loss of its own (capsules) changes."""
+        outputs = self.net(inputs)
+        logits, *auxiliary = outputs if isinstance(outputs, tuple) else (outputs,)
+        loss = self.criterion_on(logits, labels)
+        if auxiliary:  # GoogLeNet's auxiliary classifiers, in training: their losses weighted by the net's aux_weight
+            loss = loss + self.net.aux_weight * sum(self.criterion_on(aux, labels) for aux in auxiliary)
+        return logits, loss
+
+    def criterion_on(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.criterion(logits[:, 0], labels.float()) if self.binary else self.criterion(logits, labels)
+
     def loss_step(self, batch, stage: str) -> torch.Tensor:
         inputs, labels = batch
-        logits = self(inputs)
-        loss = self.criterion(logits[:, 0], labels.float()) if self.binary else self.criterion(logits, labels)
+        logits, loss = self.logits_and_loss(inputs, labels, stage)
         predicted = self.classes(logits)
         # Summed on the device and logged once per epoch: a few kernels a step where torchmetrics' accuracy and
         # mean launch dozens.
@@ -160,26 +173,31 @@ class ClassificationTask(LossTask):
     @torch.no_grad()
     def embeddings(self, kind: str = "features", limit: int | None = None, datamodule=None) -> tuple[torch.Tensor,
                                                                                                     list[str]]:
-        """(features (N, F), class names): what the net's last nn.Linear takes in, for the first `limit` test
-        samples of `datamodule` (prepared as in training), each labelled by its class (scripts/embed.py)."""
+        """(features (N, F), class names): the `features` of the first `limit` test samples of `datamodule`
+        (prepared as in training), each labelled by its class (scripts/embed.py)."""
         if kind != "features":
             raise DlbookError(f"kind={kind!r}: a classifier's vectors are its penultimate-layer features "
                               f"(kind=features).")
-        linears = [module for module in self.net.modules() if isinstance(module, nn.Linear)]
-        if not linears:
-            raise DlbookError(f"{type(self.net).__name__} has no nn.Linear layer whose inputs would be its features.")
         if datamodule.data_test is None:
             datamodule.setup("test")
         count = len(datamodule.data_test) if limit is None else min(limit, len(datamodule.data_test))
         inputs, labels = datamodule.on_after_batch_transfer(datamodule.data_test.__getitems__(list(range(count))), 0)
+        names = getattr(self.data_spec, "class_names", ()) or getattr(self.data_spec, "target_names", ())
+        return (self.features(inputs.to(self.device)).float().cpu(),
+                [names[i] if i < len(names) else str(i) for i in labels.tolist()])
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """What the net's last nn.Linear takes in, flattened (N, F)."""
+        linears = [module for module in self.net.modules() if isinstance(module, nn.Linear)]
+        if not linears:
+            raise DlbookError(f"{type(self.net).__name__} has no nn.Linear layer whose inputs would be its features.")
         captured = []
         hook = linears[-1].register_forward_pre_hook(lambda module, args: captured.append(args[0].flatten(1)))
         try:
-            self(inputs.to(self.device))
+            self(inputs)
         finally:
             hook.remove()
-        names = getattr(self.data_spec, "class_names", ()) or getattr(self.data_spec, "target_names", ())
-        return captured[-1].float().cpu(), [names[i] if i < len(names) else str(i) for i in labels.tolist()]
+        return captured[-1]
 
     def figures(self, stage: str) -> dict:
         """On tables of two features: the decision regions with the rows (training rows when training ends, test
