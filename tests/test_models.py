@@ -135,8 +135,9 @@ SMOKE = {
                                     "trainer.max_epochs=6"),
                         slow=True),
     # The cheapest torchvision classifier, from random weights, on the digits at 16x16.
+    # slow: the smallest torchvision classifier takes seconds to train; test_transfer.py steps one in the default suite
     "pretrained": Smoke("digits", (*CLASSIFIER, "model.net.name=shufflenet_v2_x0_5", "model.net.weights=null",
-                                   "data.image_size=16")),
+                                   "data.image_size=16"), slow=True),
     "capsnet": Smoke("mnist", (*CLASSIFIER, *SMALL_CAPSNET), check=draws_reconstructions_and_embeds_capsules),
     "gan": Smoke("digits", GENERATIVE),
     "lsgan": Smoke("digits", GENERATIVE),
