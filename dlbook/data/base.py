@@ -209,7 +209,7 @@ class InMemoryImageDataModule(DataModule):
             images = F.interpolate(images, size=(self.resize_to, self.resize_to), mode="bilinear", antialias=True)
         if augment and self.crop_padding:
             images = random_crop(images, self.crop_padding)
-        if augment and self.random_affine.enabled:
+        if augment:  # a no-op when every range is 0
             images = self.random_affine(images)
         if augment and self.flip:
             images = random_flip(images)
