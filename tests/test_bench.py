@@ -81,11 +81,14 @@ def test_startup_benchmark_prints_each_cost_against_its_baseline(tmp_path):
     assert outside[0][2] == "1.00" and "W&B offline adds" in stdout
 
 
-
 def test_overhead_benchmark_times_a_classifier_and_an_autoencoder_against_their_loops(tmp_path):
     stdout = run_benchmark(tmp_path, "overhead.py", "--models", "mlp", "ae", "--repeats", "1", "--logger", "csv",
                            "--images", "1000")
-    rows = re.findall(r"^(\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", stdout, re.MULTILINE)
+    rows = re.findall(r"^(\w+)" + r"\s+([\d.]+)" * 6 + "$", stdout, re.MULTILINE)
     assert [row[0] for row in rows] == ["mlp", "ae"]
-    for _, plain, dlbook, ratio in rows:
-        assert float(plain) > 0 and float(ratio) == pytest.approx(float(dlbook) / float(plain), abs=2e-3)
+    for _, *numbers in rows:
+        plain, lightning, dlbook, ratio, lightning_ratio, dlbook_ratio = map(float, numbers)
+        assert min(plain, lightning, dlbook) > 0
+        assert ratio == pytest.approx(dlbook / plain, abs=2e-3)
+        assert lightning_ratio == pytest.approx(lightning / plain, abs=2e-3)
+        assert dlbook_ratio == pytest.approx(dlbook / lightning, abs=2e-3)
