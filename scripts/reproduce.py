@@ -4,12 +4,18 @@
   python scripts/reproduce.py '*_mnist' --dry-run             # a glob; --dry-run lists what would run
   python scripts/reproduce.py --family classification         # every experiment of a family
   python scripts/reproduce.py cnn_mnist trainer.max_epochs=1  # Hydra overrides pass through; the row says so
+  python scripts/reproduce.py capsnet_mnist_tf1 --resume      # continue a run that was stopped
 
 Each experiment runs as `train.py experiment=<name> logger=csv run_dir=outputs/reproduce/<name>/<time>`; its
 metrics.json gives dlbook's number and its `book_result` block (conf/experiment/<name>.yaml) the book's: one
 block, or a list of them for several numbers of one run (one ledger row each). A `seeds:` list in the (first)
 block reruns the experiment with each seed and shows the spread beside the value, for book numbers that rest on
 an unseeded draw. Rows of experiments not run this time are kept from results.json.
+
+With --resume, an experiment's newest run with the same overrides is not started again: if it completed, its
+metrics.json is read; if it stopped before the end (killed, preempted, the machine shut down) and left
+checkpoints/last.ckpt, it continues from there (`ckpt_path=auto`). Its run time is the sum of its segments, a
+segment cut off counted until the last file it wrote (each run dir's reproduce.json keeps them).
 """
 
 import argparse
@@ -36,6 +42,8 @@ COMPLETED, FAILED, NO_METRIC = "completed", "failed", "no metric"
 DATASET_MISSING = re.compile(r"Dataset '.+' is not in ")  # the message of dlbook's DatasetNotFoundError
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")  # a DlbookError as train.log records it
 EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b.*")  # the last line of a traceback
+RUN_RECORD = "reproduce.json"  # in each run dir: the overrides, and when each segment of the run started and took
+TIME_FORMAT = "%Y-%m-%d_%H-%M-%S"  # run dirs are named by their start, then the seed's suffix
 
 
 def experiment_names() -> list[str]:
@@ -129,13 +137,13 @@ def failure_message(run_dir: Path, stderr: str) -> str:
     return (exceptions or lines or ["no error output"])[-1]
 
 
-def run_experiment(name: str, overrides: list[str], runs_dir: Path) -> dict[str, dict]:
+def run_experiment(name: str, overrides: list[str], runs_dir: Path, resume: bool = False) -> dict[str, dict]:
     """Train one experiment in a subprocess, and again for each `seeds` entry of its first book result (where the
     book's number rests on an unseeded draw); its rows for results.json, one per book result. A number only ever
     comes from a run's metrics.json."""
-    run, metrics = run_once(name, overrides, runs_dir)
+    run, metrics = run_once(name, overrides, runs_dir, resume=resume)
     seeds = book_result(name).get("seeds") or []
-    seeded = [run_once(name, [*overrides, f"seed={seed}"], runs_dir, suffix=f"_seed{seed}")[1]
+    seeded = [run_once(name, [*overrides, f"seed={seed}"], runs_dir, suffix=f"_seed{seed}", resume=resume)[1]
               for seed in (seeds if run["status"] == COMPLETED else [])]
     rows = {}
     for key, block in book_results(name):
@@ -157,25 +165,66 @@ def run_experiment(name: str, overrides: list[str], runs_dir: Path) -> dict[str,
     return rows
 
 
-def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "") -> tuple[dict, dict]:
-    """One run of the experiment: what the ledger says of it, and its metrics.json ({} when it failed)."""
+def completed(run_dir: Path) -> bool:
+    summary = run_dir / "metrics.json"
+    return summary.exists() and json.loads(summary.read_text()).get("status") == COMPLETED
+
+
+def resumable_run(experiment_dir: Path, suffix: str, overrides: list[str]) -> Path | None:
+    """The newest run in experiment_dir (of this seed suffix) started with these overrides, if it completed or
+    left a checkpoint to continue from."""
+    name = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d" + re.escape(suffix) + "$")
+    runs = sorted(path for path in experiment_dir.glob("*") if name.match(path.name) and
+                  (path / RUN_RECORD).exists() and json.loads((path / RUN_RECORD).read_text())["overrides"] == overrides)
+    if runs and (completed(runs[-1]) or (runs[-1] / "checkpoints" / "last.ckpt").exists()):
+        return runs[-1]
+    return None
+
+
+def run_record(run_dir: Path, overrides: list[str]) -> dict:
+    """The run dir's reproduce.json; a segment cut off (no seconds) counts until the newest file of the run."""
+    path = run_dir / RUN_RECORD
+    record = json.loads(path.read_text()) if path.exists() else {"overrides": overrides, "segments": []}
+    for segment in record["segments"]:
+        if segment["seconds"] is None:
+            newest = max(file.stat().st_mtime for file in run_dir.rglob("*") if file.is_file())
+            segment["seconds"] = round(max(0.0, newest - datetime.fromisoformat(segment["started"]).timestamp()), 1)
+    return record
+
+
+def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "",
+             resume: bool = False) -> tuple[dict, dict]:
+    """One run of the experiment: what the ledger says of it, and its metrics.json ({} when it failed). With
+    `resume`, the newest run of these overrides is read if it completed, continued if it stopped."""
     configured = compose(name)  # its max_epochs: the experiment as configured
-    started = datetime.now(timezone.utc)
-    run_dir = runs_dir / name / (started.strftime("%Y-%m-%d_%H-%M-%S") + suffix)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", "logger=csv", f"run_dir={run_dir}",
-               *overrides]
-    print(f"[reproduce] {name}: {' '.join(command[1:])}", flush=True)
-    clock = time.perf_counter()
-    with open(run_dir / "stderr.log", "w+") as stderr:
-        returncode = subprocess.run(command, stderr=stderr).returncode
-        stderr.seek(0)
-        stderr_text = stderr.read()
-    seconds = time.perf_counter() - clock
+    run_dir = resumable_run(runs_dir / name, suffix, overrides) if resume else None
+    if run_dir is None:
+        run_dir = runs_dir / name / (datetime.now(timezone.utc).strftime(TIME_FORMAT) + suffix)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    record = run_record(run_dir, overrides)
+    returncode, stderr_text = 0, ""
+    if completed(run_dir):
+        print(f"[reproduce] {name}: {os.path.relpath(run_dir)} completed before, read", flush=True)
+    else:
+        command = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", "logger=csv", f"run_dir={run_dir}",
+                   *overrides, *(["ckpt_path=auto"] if record["segments"] else [])]
+        print(f"[reproduce] {name}: {' '.join(command[1:])}", flush=True)
+        record["segments"].append({"started": datetime.now(timezone.utc).isoformat(), "seconds": None})
+        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        clock = time.perf_counter()
+        with open(run_dir / "stderr.log", "a+") as stderr:
+            this_segment = stderr.tell()
+            returncode = subprocess.run(command, stderr=stderr).returncode
+            stderr.seek(this_segment)
+            stderr_text = stderr.read()
+        record["segments"][-1]["seconds"] = round(time.perf_counter() - clock, 1)
+        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    started = datetime.fromisoformat(record["segments"][0]["started"])
     run = {"status": COMPLETED, "error": None, "run_dir": os.path.relpath(run_dir),
-           "epochs": None, "max_epochs": configured.trainer.max_epochs, "seconds": round(seconds, 1),
-           "machine": machine(), "torch": torch_version(), "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-           "overrides": overrides}
+           "epochs": None, "max_epochs": configured.trainer.max_epochs,
+           "seconds": round(sum(segment["seconds"] for segment in record["segments"]), 1),
+           "segments": len(record["segments"]), "machine": machine(), "torch": torch_version(),
+           "date": started.strftime("%Y-%m-%d %H:%M UTC"), "overrides": overrides}
     metrics_file = run_dir / "metrics.json"
     if returncode != 0 or not metrics_file.exists():
         message = failure_message(run_dir, stderr_text) if returncode != 0 else "the run wrote no metrics.json"
@@ -284,7 +333,9 @@ def ledger(rows: dict[str, dict]) -> str:
                     f"{row['epochs']}" if row["epochs"] == row["max_epochs"]
                     else f"{row['epochs']} of {row['max_epochs']}")
                 overrides = " ".join(f"`{override}`" for override in row["overrides"]) or "none"
-                columns += [value, verdict(book, row) + mark, epochs, duration(row["seconds"]),
+                run_time = duration(row["seconds"]) + (f" in {row['segments']} segments"
+                                                       if row.get("segments", 1) > 1 else "")
+                columns += [value, verdict(book, row) + mark, epochs, run_time,
                             cell(row["machine"]), row["torch"], row["date"], cell(overrides)]
             lines.append("| " + " | ".join(columns) + " |")
             notes.append(f"- `{name}`" + (f" (`{book['metric']}`)" if key != name else "") + f": {book['note']}")
@@ -300,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="experiment names or globs; key=value arguments are Hydra overrides for every run")
     parser.add_argument("--family", choices=families(), help="only experiments of this family")
     parser.add_argument("--dry-run", action="store_true", help="list the experiments and commands, run nothing")
+    parser.add_argument("--resume", action="store_true",
+                        help="read each experiment's newest run with these overrides if it completed, continue it "
+                             "from its last checkpoint if it stopped, instead of starting a new one")
     parser.add_argument("--results", type=Path, default=ROOT / "RESULTS.md",
                         help="the ledger to write; results.json is kept beside it (default: RESULTS.md here)")
     parser.add_argument("--runs-dir", type=Path, default=Path("outputs") / "reproduce",
@@ -327,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
 
     store = args.results.with_name("results.json")
     for name in names:
-        new_rows = run_experiment(name, overrides, args.runs_dir)
+        new_rows = run_experiment(name, overrides, args.runs_dir, resume=args.resume)
         rows = json.loads(store.read_text()) if store.exists() else {}  # re-read: another batch may have written
         rows.update(new_rows)
         rows = {key: rows[key] for key in sorted(rows) if key in row_keys()}

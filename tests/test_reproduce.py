@@ -169,3 +169,66 @@ def test_an_export_block_measures_the_exported_files(tmp_path):
     assert rows["cnn_mnist_int8_tf1"]["value"] == sizes["model_int8.pt"] / sizes["model.pt"]
     report = json.loads((export / "model.json").read_text())["quantized"]
     assert rows["cnn_mnist_int8_tf1:export/quantized/latency_ratio"]["value"] == report["latency_ratio"] > 0
+
+
+def fake_run(experiment_dir: Path, name: str, overrides: list[str], checkpoint: bool = True,
+             completed: bool = False) -> Path:
+    run_dir = experiment_dir / name
+    (run_dir / "checkpoints").mkdir(parents=True)
+    record = {"overrides": overrides, "segments": [{"started": "2026-01-01T00:00:00+00:00", "seconds": 60.0}]}
+    (run_dir / reproduce.RUN_RECORD).write_text(json.dumps(record))
+    if checkpoint:
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    if completed:
+        (run_dir / "metrics.json").write_text(json.dumps({"status": "completed"}))
+    return run_dir
+
+
+def test_resume_takes_the_newest_run_of_the_same_overrides_and_seed(tmp_path):
+    fake_run(tmp_path, "2026-01-01_00-00-00", [])
+    newest = fake_run(tmp_path, "2026-01-02_00-00-00", [])
+    fake_run(tmp_path, "2026-01-03_00-00-00", ["trainer.max_epochs=1"])
+    seeded = fake_run(tmp_path, "2026-01-04_00-00-00_seed1", [])
+    assert reproduce.resumable_run(tmp_path, "", []) == newest
+    assert reproduce.resumable_run(tmp_path, "_seed1", []) == seeded
+    assert reproduce.resumable_run(tmp_path, "_seed2", []) is None
+    fake_run(tmp_path, "2026-01-05_00-00-00", [], checkpoint=False)  # stopped before any checkpoint: start anew
+    assert reproduce.resumable_run(tmp_path, "", []) is None
+    done = fake_run(tmp_path, "2026-01-06_00-00-00", [], checkpoint=False, completed=True)
+    assert reproduce.resumable_run(tmp_path, "", []) == done
+
+
+def test_a_segment_cut_off_counts_until_the_last_file_it_wrote(tmp_path):
+    run_dir = fake_run(tmp_path, "2026-01-01_00-00-00", [])
+    record = json.loads((run_dir / reproduce.RUN_RECORD).read_text())
+    started = reproduce.datetime.fromisoformat(record["segments"][0]["started"]).timestamp()
+    record["segments"].append({"started": "2026-01-01T01:00:00+00:00", "seconds": None})
+    (run_dir / reproduce.RUN_RECORD).write_text(json.dumps(record))
+    for file in run_dir.rglob("*"):
+        os.utime(file, (started, started))
+    os.utime(run_dir / "checkpoints" / "last.ckpt", (started + 3600 + 90, started + 3600 + 90))
+    segments = reproduce.run_record(run_dir, [])["segments"]
+    assert [segment["seconds"] for segment in segments] == [60.0, 90.0]
+
+
+@pytest.mark.slow  # three tiny runs
+def test_resume_continues_a_stopped_run_and_reads_a_completed_one(tmp_path):
+    assert run_reproduce(tmp_path, "softmax_mnist", *TINY).returncode == 0
+    (run_dir,) = (tmp_path / "runs" / "softmax_mnist").iterdir()
+    (run_dir / "metrics.json").unlink()  # as if it was stopped after its last checkpoint
+    record = json.loads((run_dir / reproduce.RUN_RECORD).read_text())
+    record["segments"][0]["seconds"] = None
+    (run_dir / reproduce.RUN_RECORD).write_text(json.dumps(record))
+
+    continued = run_reproduce(tmp_path, "softmax_mnist", *TINY, "--resume")
+    assert continued.returncode == 0, continued.stdout[-3000:] + continued.stderr[-3000:]
+    assert "ckpt_path=auto" in continued.stdout and "resumed from" in (run_dir / "train.log").read_text()
+    row = json.loads((tmp_path / "results.json").read_text())["softmax_mnist"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert row["segments"] == 2 and row["value"] == metrics["test/acc"] and row["epochs"] == 1
+    assert "in 2 segments" in ledger_rows((tmp_path / "RESULTS.md").read_text())["softmax_mnist"]["run time"]
+
+    read = run_reproduce(tmp_path, "softmax_mnist", *TINY, "--resume")
+    assert read.returncode == 0 and "completed before, read" in read.stdout
+    assert list((tmp_path / "runs" / "softmax_mnist").iterdir()) == [run_dir]
+    assert json.loads((tmp_path / "results.json").read_text())["softmax_mnist"] == row
