@@ -42,7 +42,7 @@ COMPLETED, FAILED, NO_METRIC = "completed", "failed", "no metric"
 DATASET_MISSING = re.compile(r"Dataset '.+' is not in ")  # the message of dlbook's DatasetNotFoundError
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")  # a DlbookError as train.log records it
 EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b.*")  # the last line of a traceback
-RUN_RECORD = "reproduce.json"  # in each run dir: the overrides, and when each segment of the run started and took
+RUN_RECORD = "reproduce.json"  # in each run dir: its overrides, and when each segment started and how long it took
 TIME_FORMAT = "%Y-%m-%d_%H-%M-%S"  # run dirs are named by their start, then the seed's suffix
 
 
@@ -174,8 +174,9 @@ def resumable_run(experiment_dir: Path, suffix: str, overrides: list[str]) -> Pa
     """The newest run in experiment_dir (of this seed suffix) started with these overrides, if it completed or
     left a checkpoint to continue from."""
     name = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d" + re.escape(suffix) + "$")
-    runs = sorted(path for path in experiment_dir.glob("*") if name.match(path.name) and
-                  (path / RUN_RECORD).exists() and json.loads((path / RUN_RECORD).read_text())["overrides"] == overrides)
+    runs = sorted(path for path in experiment_dir.glob("*")
+                  if name.match(path.name) and (path / RUN_RECORD).exists()
+                  and json.loads((path / RUN_RECORD).read_text())["overrides"] == overrides)
     if runs and (completed(runs[-1]) or (runs[-1] / "checkpoints" / "last.ckpt").exists()):
         return runs[-1]
     return None
