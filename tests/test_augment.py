@@ -28,6 +28,15 @@ def test_shifts_move_whole_pixels_and_fill():
     assert down[0, 0].tolist() == [[0, 0, 0, 0], [0, 1, 2, 3], [4, 5, 6, 7]]
 
 
+def test_a_shift_moves_the_turned_content_along_the_outputs_axes():
+    # Keras shifts after turning: a width shift is a horizontal move in the output whatever the angle.
+    images = torch.randn(2, 1, 4, 4)
+    moved = warp(images, matrices((4, 4), n=2, angle=90, shift_x=0.25), fill_mode="zeros")
+    turned = torch.rot90(images, 1, dims=(-2, -1))
+    torch.testing.assert_close(moved[..., 1:], turned[..., :-1], atol=1e-5, rtol=0)  # one pixel right
+    torch.testing.assert_close(moved[..., 0], torch.zeros(2, 1, 4), atol=1e-5, rtol=0)
+
+
 def test_zoom_below_one_magnifies_about_the_centre():
     row = torch.arange(4.0).repeat(4, 1).view(1, 1, 4, 4)
     zoomed = warp(row, matrices((4, 4), zoom_x=0.5))

@@ -32,9 +32,10 @@ def affine_matrices(size: tuple[int, int], angle: torch.Tensor, shear: torch.Ten
     """The (N, 2, 3) matrices of `F.affine_grid` for images of `size` (height, width), one per image, from per-image
     angles and shears in degrees, zoom factors and shifts as fractions of the width and height.
 
-    As Keras' ImageDataGenerator: each output pixel, in pixels from the centre, is zoomed (a factor above 1 shows
-    more of the image, so it looks smaller), sheared, rotated and shifted to the input point it samples; a positive
-    angle turns the content counter-clockwise, a positive shift moves it right and down."""
+    As Keras' ImageDataGenerator composes them (rotation @ shift @ shear @ zoom): each output pixel, in pixels from
+    the centre, is zoomed (a factor above 1 shows more of the image, so it looks smaller), sheared, shifted and
+    rotated to the input point it samples. So the content is turned first and then shifted along the output's
+    axes: a positive angle turns it counter-clockwise, a positive shift moves it right and down."""
     height, width = size
     angle, shear = torch.deg2rad(angle), torch.deg2rad(shear)
     cos, sin = torch.cos(angle), torch.sin(angle)
@@ -42,12 +43,12 @@ def affine_matrices(size: tuple[int, int], angle: torch.Tensor, shear: torch.Ten
     shearing = torch.stack([torch.stack([torch.ones_like(shear), -torch.sin(shear)], -1),
                             torch.stack([torch.zeros_like(shear), torch.cos(shear)], -1)], -2)
     linear = rotation @ shearing @ torch.diag_embed(torch.stack([zoom_x, zoom_y], -1))
+    size = torch.tensor([width, height], dtype=linear.dtype, device=linear.device)
+    translation = rotation @ (-torch.stack([shift_x, shift_y], -1) * size)[..., None]  # in pixels
     # Pixel offsets from the centre -> affine_grid's [-1, 1] coordinates, whose x and y scales differ when the
     # image is not square.
-    half = torch.tensor([width / 2, height / 2], dtype=linear.dtype, device=linear.device)
-    linear = linear * half / half[:, None]
-    translation = -2 * torch.stack([shift_x, shift_y], -1)  # a shift of the whole width is 2 in [-1, 1]
-    return torch.cat([linear, translation[..., None]], -1)
+    half = size / 2
+    return torch.cat([linear * half / half[:, None], translation / half[:, None]], -1)
 
 
 def warp(images: torch.Tensor, matrices: torch.Tensor, fill_mode: str = "nearest") -> torch.Tensor:
