@@ -43,11 +43,11 @@ def affine_matrices(size: tuple[int, int], angle: torch.Tensor, shear: torch.Ten
     shearing = torch.stack([torch.stack([torch.ones_like(shear), -torch.sin(shear)], -1),
                             torch.stack([torch.zeros_like(shear), torch.cos(shear)], -1)], -2)
     linear = rotation @ shearing @ torch.diag_embed(torch.stack([zoom_x, zoom_y], -1))
-    size = torch.tensor([width, height], dtype=linear.dtype, device=linear.device)
-    translation = rotation @ (-torch.stack([shift_x, shift_y], -1) * size)[..., None]  # in pixels
+    extent = torch.tensor([width, height], dtype=linear.dtype, device=linear.device)
+    translation = rotation @ (-torch.stack([shift_x, shift_y], -1) * extent)[..., None]  # in pixels
     # Pixel offsets from the centre -> affine_grid's [-1, 1] coordinates, whose x and y scales differ when the
     # image is not square.
-    half = size / 2
+    half = extent / 2
     return torch.cat([linear * half / half[:, None], translation / half[:, None]], -1)
 
 
