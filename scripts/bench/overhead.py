@@ -13,7 +13,6 @@ reported.
 """
 
 import argparse
-import copy
 import os
 import statistics
 import time
@@ -28,7 +27,7 @@ def dlbook_epoch(model: str, data_dir, out_dir, accelerator: str, batch_size: in
                  f"data.batch_size={batch_size}", "data.val_fraction=0", "trainer.max_epochs=1", "test=false",
                  f"trainer.accelerator={accelerator}", f"logger={logger}", "extras.print_config=false", *extra]
     objects, timer = timed_train(overrides, out_dir / f"dlbook-{model}-{time.monotonic_ns()}")
-    return objects["datamodule"], objects["model"], 1 / timer.rate
+    return objects["datamodule"], objects["model"], timer
 
 
 def classifier_step(net, images, labels):
@@ -156,12 +155,11 @@ def main():
     for model in args.models:
         dlbook, plain, bare = [], [], []
         for _ in range(args.repeats):
-            datamodule, task, seconds = dlbook_epoch(model, data_dir, work, args.accelerator, args.batch_size,
-                                                     args.logger, args.overrides)
-            dlbook.append(seconds)
-            initial_state = copy.deepcopy(task.net.state_dict())
+            datamodule, task, timer = dlbook_epoch(model, data_dir, work, args.accelerator, args.batch_size,
+                                                   args.logger, args.overrides)
+            dlbook.append(1 / timer.rate)
             plain.append(plain_epoch(datamodule, task, args.accelerator, args.batch_size, seed=42))
-            task.net.load_state_dict(initial_state)
+            task.load_state_dict(timer.initial_state)  # the bare run trains the same net from the same start
             bare.append(bare_lightning_epoch(datamodule, task, args.accelerator, args.batch_size, seed=42))
         ours, theirs, lightning = statistics.median(dlbook), statistics.median(plain), statistics.median(bare)
         print(f"{model:<12} {theirs * 1e3:>14.3f} {lightning * 1e3:>18.3f} {ours * 1e3:>15.3f} {ours / theirs:>7.3f} "
