@@ -12,7 +12,8 @@ from dlbook.errors import DlbookError
 from dlbook.tuning import tune
 from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate, instantiate_group,
                                  register_resolvers)
-from dlbook.utils.entry import COMPLETED, close_wandb, guarded, scalar_metrics, write_summary
+from dlbook.utils.entry import (COMPLETED, close_wandb, drop_nvml_check_without_cuda, guarded, scalar_metrics,
+                                write_summary)
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
@@ -142,6 +143,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     from dlbook.assembly import build_datamodule, build_task
     from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, newest_checkpoint, resolve_checkpoint
 
+    drop_nvml_check_without_cuda()
     output_dir = HydraConfig.get().runtime.output_dir
     run_choices = choices()
     completed = completed_sweep_job(output_dir)

@@ -4,6 +4,7 @@
 import csv
 import glob
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -260,3 +261,37 @@ def test_debug_modes_run(run_config, tmp_path, debug):
         assert metrics["train/acc"] > 0.95
     if debug == "profile":
         assert (tmp_path / "run" / "fit-profile.txt").exists()
+
+
+def adam_step_nvml_probes(monkeypatch) -> int:
+    """How many times one Adam step tries to load NVML."""
+    probes = []
+    probe = torch.cuda._raw_device_count_nvml
+    monkeypatch.setattr(torch.cuda, "_raw_device_count_nvml", lambda: probes.append(1) or probe())
+    net = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.Adam(net.parameters())
+    net(torch.ones(2, 3)).sum().backward()
+    optimizer.step()
+    return len(probes)
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or not torch.backends.cuda.is_built(),
+                    reason="needs a CUDA build of torch on a host without a CUDA device")
+def test_adam_steps_stop_probing_nvml_on_a_host_without_cuda(monkeypatch):
+    import lightning  # noqa: F401  (it sets the variable on import)
+
+    from dlbook.utils.entry import drop_nvml_check_without_cuda
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    assert adam_step_nvml_probes(monkeypatch) == 1
+    drop_nvml_check_without_cuda()
+    assert adam_step_nvml_probes(monkeypatch) == 0
+
+
+def test_the_nvml_check_stays_where_there_is_a_cuda_device(monkeypatch):
+    from dlbook.utils.entry import drop_nvml_check_without_cuda
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    drop_nvml_check_without_cuda()
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
