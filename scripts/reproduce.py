@@ -16,6 +16,10 @@ With --resume, an experiment's newest run with the same overrides is not started
 metrics.json is read; if it stopped before the end (killed, preempted, the machine shut down) and left
 checkpoints/last.ckpt, it continues from there (`ckpt_path=auto`). Its run time is the sum of its segments, a
 segment cut off counted until the last file it wrote (each run dir's reproduce.json keeps them).
+
+Ctrl-C or SIGTERM stops the batch without losing the running experiment's work: the run saves last.ckpt at its
+next batch boundary (Ctrl-C reaches it from the terminal, SIGTERM is passed on), reproduce.py waits for it, leaves
+that experiment's ledger row as it was, and prints the command that continues.
 """
 
 import argparse
@@ -25,6 +29,8 @@ import math
 import os
 import platform
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -137,6 +143,42 @@ def failure_message(run_dir: Path, stderr: str) -> str:
     return (exceptions or lines or ["no error output"])[-1]
 
 
+class StopRequest:
+    """Ctrl-C and SIGTERM while a run trains: the run is left to save last.ckpt at its next batch boundary and
+    end, and no experiment starts after it. (subprocess.run would kill it a quarter of a second after a Ctrl-C,
+    before it saved anything; a SIGTERM to this process alone would leave it training on, orphaned.)"""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def train(self, command: list[str], stderr) -> int:
+        """Run train.py to its end, passing SIGTERM on; its exit status."""
+        child = subprocess.Popen(command, stderr=stderr)
+
+        def stop(signum, frame):
+            self.signum = self.signum or signum
+            if signum != signal.SIGINT:  # a terminal's Ctrl-C reaches the child itself; a second stops it at once
+                child.send_signal(signum)
+
+        previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return child.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+class Stopped(Exception):
+    """A stop request ended a run before it completed."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(run_dir)
+        self.run_dir = run_dir
+
+
+STOP = StopRequest()
+
+
 def run_experiment(name: str, overrides: list[str], runs_dir: Path, resume: bool = False) -> dict[str, dict]:
     """Train one experiment in a subprocess, and again for each `seeds` entry of its first book result (where the
     book's number rests on an unseeded draw); its rows for results.json, one per book result. A number only ever
@@ -215,11 +257,13 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "",
         clock = time.perf_counter()
         with open(run_dir / "stderr.log", "a+") as stderr:
             this_segment = stderr.tell()
-            returncode = subprocess.run(command, stderr=stderr).returncode
+            returncode = STOP.train(command, stderr)
             stderr.seek(this_segment)
             stderr_text = stderr.read()
         record["segments"][-1]["seconds"] = round(time.perf_counter() - clock, 1)
         (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        if STOP.signum is not None and not completed(run_dir):
+            raise Stopped(run_dir)
     started = datetime.fromisoformat(record["segments"][0]["started"])
     run = {"status": COMPLETED, "error": None, "run_dir": os.path.relpath(run_dir),
            "epochs": None, "max_epochs": configured.trainer.max_epochs,
@@ -382,7 +426,21 @@ def main(argv: list[str] | None = None) -> int:
 
     store = args.results.with_name("results.json")
     for name in names:
-        new_rows = run_experiment(name, overrides, args.runs_dir, resume=args.resume)
+        if STOP.signum is not None:
+            print(f"[reproduce] stopped by {signal.Signals(STOP.signum).name}: {name} and those after it not run")
+            break
+        try:
+            new_rows = run_experiment(name, overrides, args.runs_dir, resume=args.resume)
+        except Stopped as stopped:
+            argv = sys.argv[1:] if argv is None else argv
+            last = stopped.run_dir / "checkpoints" / "last.ckpt"
+            kept = (f"kept its newest state in {os.path.relpath(last)}" if last.exists()
+                    else f"stopped before its first checkpoint ({os.path.relpath(stopped.run_dir)})")
+            print(f"[reproduce] stopped by {signal.Signals(STOP.signum).name}: {name}'s run {kept}; its ledger row "
+                  f"is as it was. Continue with: "
+                  f"python scripts/reproduce.py {shlex.join([*argv, *([] if args.resume else ['--resume'])])}",
+                  flush=True)
+            return 128 + STOP.signum
         rows = json.loads(store.read_text()) if store.exists() else {}  # re-read: another batch may have written
         rows.update(new_rows)
         rows = {key: rows[key] for key in sorted(rows) if key in row_keys()}
@@ -393,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[reproduce] {key}: {verdict(books[key], row)}" + (f": {row['error']}" if row["error"] else ""),
                   flush=True)
     print(f"[reproduce] wrote {args.results} and {store}")
-    return 0
+    return 128 + STOP.signum if STOP.signum is not None else 0
 
 
 if __name__ == "__main__":

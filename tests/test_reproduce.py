@@ -1,12 +1,15 @@
 """scripts/reproduce.py and the results ledger: the book_result blocks, the verdicts, and real runs whose numbers
 must reach RESULTS.md unchanged (tiny runs: the bundled digits, one epoch)."""
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -232,3 +235,40 @@ def test_resume_continues_a_stopped_run_and_reads_a_completed_one(tmp_path):
     assert read.returncode == 0 and "completed before, read" in read.stdout
     assert list((tmp_path / "runs" / "softmax_mnist").iterdir()) == [run_dir]
     assert json.loads((tmp_path / "results.json").read_text())["softmax_mnist"] == row
+
+
+@pytest.mark.parametrize("signum, whom", [
+    (signal.SIGINT, "group"),  # Ctrl-C in a terminal reaches both processes
+    pytest.param(signal.SIGTERM, "parent", marks=pytest.mark.slow),  # `kill <pid of reproduce.py>`
+])
+def test_a_stopped_batch_waits_for_the_run_to_save_and_keeps_the_ledger(tmp_path, signum, whom):
+    env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data")}
+    batch = subprocess.Popen([sys.executable, str(SCRIPT), "softmax_mnist", "mlp_mnist", *TINY,
+                              "trainer.max_epochs=100000", "--results", str(tmp_path / "RESULTS.md"),
+                              "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        train_log = tmp_path / "runs" / "softmax_mnist"
+        deadline = time.monotonic() + 120
+        while not any("Training" in log.read_text() for log in train_log.glob("*/train.log")):
+            assert batch.poll() is None and time.monotonic() < deadline, batch.communicate()[0][-3000:]
+            time.sleep(0.5)
+        time.sleep(1)  # a few epochs in
+        if whom == "group":
+            os.killpg(batch.pid, signum)
+        else:
+            batch.send_signal(signum)
+        output = batch.communicate(timeout=120)[0]
+    finally:  # nothing left training if the test fails
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(batch.pid, signal.SIGKILL)
+
+    assert batch.returncode == 128 + signum, output[-3000:]
+    (run_dir,) = train_log.iterdir()
+    assert "Saved a checkpoint on" in (run_dir / "train.log").read_text()
+    assert (run_dir / "checkpoints" / "last.ckpt").exists() and not (run_dir / "metrics.json").exists()
+    assert "Continue with: python scripts/reproduce.py softmax_mnist mlp_mnist" in output and "--resume" in output
+    assert not (tmp_path / "runs" / "mlp_mnist").exists()  # no experiment starts after the stop
+    assert not (tmp_path / "results.json").exists()  # the stopped run has no row
+    record = json.loads((run_dir / reproduce.RUN_RECORD).read_text())
+    assert record["segments"][0]["seconds"] > 0
