@@ -277,14 +277,10 @@ def adam_step_nvml_probes(monkeypatch) -> int:
 
 @pytest.mark.skipif(torch.cuda.is_available() or not torch.backends.cuda.is_built(),
                     reason="needs a CUDA build of torch on a host without a CUDA device")
-def test_adam_steps_stop_probing_nvml_on_a_host_without_cuda(monkeypatch):
-    import lightning  # noqa: F401  (it sets the variable on import)
-
-    from dlbook.utils.entry import drop_nvml_check_without_cuda
-
-    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+def test_adam_steps_stop_probing_nvml_on_a_host_without_cuda(run_config, monkeypatch):
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as Lightning's import sets it
     assert adam_step_nvml_probes(monkeypatch) == 1
-    drop_nvml_check_without_cuda()
+    train(run_config(["debug=fast"]))
     assert adam_step_nvml_probes(monkeypatch) == 0
 
 
