@@ -14,6 +14,7 @@ from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate,
                                  register_resolvers)
 from dlbook.utils.entry import (COMPLETED, close_wandb, drop_nvml_check_without_cuda, guarded, scalar_metrics,
                                 write_summary)
+from dlbook.utils.fit_loop import use_fit_loop
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
@@ -199,6 +200,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         # parameters (the discriminator's, the generator's): DDP must find the unused ones before each.
         strategy["strategy"] = "ddp_find_unused_parameters_true"
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **strategy, **cluster_plugins())
+    use_fit_loop(trainer)
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})
 

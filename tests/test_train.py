@@ -37,19 +37,24 @@ def test_default_run_on_digits_beats_90_percent(run_config, tmp_path):
     assert (run_dir / "checkpoints" / "best.ckpt").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
 
 
-def test_resume_continues_epochs_steps_and_optimizer(run_config, tmp_path):
-    train(run_config(["trainer.max_epochs=1", "logger=csv"]))
+# With max_steps set too (not reached), Lightning resumed an epoch-end checkpoint as if mid-epoch and ran an empty
+# epoch: one epoch of batches and one scheduler step short.
+@pytest.mark.parametrize("limits", [[], ["++trainer.max_steps=100000"]], ids=["max_epochs", "max_epochs_and_steps"])
+def test_resume_continues_epochs_steps_optimizer_and_schedule(run_config, tmp_path, limits):
+    setup = ["logger=csv", "scheduler=step", "scheduler.scheduler.step_size=1", *limits]
+    train(run_config(["trainer.max_epochs=1", *setup]))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     first = torch.load(last, weights_only=True)
     steps_per_epoch = first["global_step"]
     assert first["epoch"] == 0 and steps_per_epoch > 0
 
-    _, objects = train(run_config(["trainer.max_epochs=2", "logger=csv", "ckpt_path=last"]))
+    _, objects = train(run_config(["trainer.max_epochs=2", *setup, "ckpt_path=last"]))
     assert objects["trainer"].current_epoch == 2
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == 2 * steps_per_epoch
     adam_steps = resumed["optimizer_states"][0]["state"][0]["step"]
     assert int(adam_steps) == 2 * steps_per_epoch
+    assert resumed["lr_schedulers"][0]["last_epoch"] == 2
     best = resumed["state_dict"]["val_acc_best.max_value"]
     assert best >= first["state_dict"]["val_acc_best.max_value"]
     epochs_logged = sorted({int(row["epoch"]) for row in read_csv_metrics(tmp_path / "run") if row["epoch"]})
