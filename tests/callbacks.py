@@ -54,6 +54,18 @@ class SignalAtStep(Callback):
             os.kill(os.getpid(), getattr(signal, self.signum))
 
 
+class SignalDuringValidation(Callback):
+    """Sends this process SIGTERM after the first validation batch of epoch `epoch` (not the sanity check), as a
+    scheduler would while a run validates."""
+
+    def __init__(self, epoch: int = 0):
+        self.epoch = epoch
+
+    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):
+        if trainer.current_epoch == self.epoch and batch_idx == 0 and not trainer.sanity_checking:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 class FreezeAfterEpoch(Callback):
     """Sets every learning rate to 0 after epoch `epoch`, so the monitored metric stops improving."""
 

@@ -201,6 +201,28 @@ def test_resume_after_sigterm_mid_epoch_is_exact(run_config, tmp_path):
         assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-6), name
 
 
+def test_a_stop_during_validation_waits_for_its_end_and_resumes_exactly(run_config, tmp_path):
+    # Lightning alone stops mid-validation and, resumed, never validates that epoch: its val metrics, its chance
+    # at best.ckpt and the epoch's checkpoints were lost.
+    setup = ["model.net.dropout=0.3", "trainer.max_epochs=2", "trainer.deterministic=true", "logger=csv"]
+    uninterrupted, objects = train(run_config(setup, run_name="whole"))
+    steps_per_epoch = objects["trainer"].num_training_batches
+    assert objects["trainer"].num_val_batches[0] > 1  # so the signal lands mid-validation
+    signal_at = [*setup, "+callbacks.signal._target_=tests.callbacks.SignalDuringValidation", "+callbacks.signal.epoch=0"]
+    with pytest.raises(SIGTERMException):
+        train(run_config(signal_at, run_name="interrupted"))
+    interrupted = tmp_path / "interrupted"
+    last = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == steps_per_epoch
+    assert torch.load(interrupted / "checkpoints" / "best.ckpt", weights_only=True)["epoch"] == 0
+    resumed, objects = train(run_config([*setup, "ckpt_path=last"], run_name="interrupted"))
+    assert objects["trainer"].global_step == 2 * steps_per_epoch
+    for name in ("train/loss", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"):
+        assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-6), name
+    validated = [int(row["epoch"]) for row in csv.DictReader(open(interrupted / "csv" / "metrics.csv")) if row["val/acc"]]
+    assert validated == [0, 1]
+
+
 def test_last_checkpoint_is_the_newest_epoch_when_the_metric_stops_improving(run_config, tmp_path):
     # lr 0 from the second epoch on: val/acc never improves again, so best.ckpt stays at epoch 0
     train(run_config(["trainer.max_epochs=4", "+callbacks.freeze._target_=tests.callbacks.FreezeAfterEpoch"]))

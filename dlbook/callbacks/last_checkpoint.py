@@ -4,6 +4,7 @@ import logging
 import os
 import signal
 import threading
+from functools import partial
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -25,6 +26,10 @@ class LastCheckpoint(ModelCheckpoint):
     - submitit's preemption signal (SIGUSR2), when submitit runs the job: the checkpoint is written first,
       then submitit's own handler requeues the job and exits; the requeued job resumes from last.ckpt.
 
+    A request that comes while the run validates waits for the validation's end (at an epoch's end, for that
+    epoch's checkpoints too): Lightning would stop mid-validation and, resumed, never run it again, so the
+    epoch's validation metrics and its chance at best.ckpt were lost.
+
     Other errors (a NaN loss, a bug) leave the last good checkpoint as it was.
     """
 
@@ -33,6 +38,7 @@ class LastCheckpoint(ModelCheckpoint):
                          save_on_train_epoch_end=True, enable_version_counter=False)
         self._previous_handlers: dict[int, object] = {}
         self._stop_signal: int | None = None
+        self._held_stop = None  # Lightning's SIGTERM handler, owed a call when the validation ends
 
     @property
     def path(self) -> Path:
@@ -48,6 +54,26 @@ class LastCheckpoint(ModelCheckpoint):
             stop_signals.append(SUBMITIT_SIGNAL)
         for signum in stop_signals:
             self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Lightning installs its SIGTERM handler after setup() and puts the previous one back at its teardown.
+        if threading.current_thread() is threading.main_thread():
+            self._held_stop = None
+            lightning_handler = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, partial(self._hold_during_validation, trainer, lightning_handler))
+
+    def _hold_during_validation(self, trainer, lightning_handler, signum: int, frame) -> None:
+        if trainer.validating and not trainer.sanity_checking:
+            if self._held_stop is None:
+                log.info("Stop requested during validation: stopping when it ends")
+            self._held_stop = lightning_handler
+            return
+        lightning_handler(signum, frame)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._held_stop is not None:
+            lightning_handler, self._held_stop = self._held_stop, None
+            lightning_handler(signal.SIGTERM, None)  # Lightning stops at the next batch or epoch boundary
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         for signum, handler in self._previous_handlers.items():
