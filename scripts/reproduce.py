@@ -43,8 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from dlbook.utils.config import config_dir  # noqa: E402  (after the path is set)
+from dlbook.utils.entry import COMPLETED, write_whole  # noqa: E402
 
-COMPLETED, FAILED, NO_METRIC = "completed", "failed", "no metric"
+FAILED, NO_METRIC = "failed", "no metric"
 DATASET_MISSING = re.compile(r"Dataset '.+' is not in ")  # the message of dlbook's DatasetNotFoundError
 ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")  # a DlbookError as train.log records it
 EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b.*")  # the last line of a traceback
@@ -253,7 +254,7 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "",
                    *overrides, *(["ckpt_path=auto"] if record["segments"] else [])]
         print(f"[reproduce] {name}: {' '.join(command[1:])}", flush=True)
         record["segments"].append({"started": datetime.now(timezone.utc).isoformat(), "seconds": None})
-        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        write_whole(run_dir / RUN_RECORD, json.dumps(record, indent=2) + "\n")
         clock = time.perf_counter()
         with open(run_dir / "stderr.log", "a+") as stderr:
             this_segment = stderr.tell()
@@ -261,7 +262,7 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "",
             stderr.seek(this_segment)
             stderr_text = stderr.read()
         record["segments"][-1]["seconds"] = round(time.perf_counter() - clock, 1)
-        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        write_whole(run_dir / RUN_RECORD, json.dumps(record, indent=2) + "\n")
         if STOP.signum is not None and not completed(run_dir):
             raise Stopped(run_dir)
     started = datetime.fromisoformat(record["segments"][0]["started"])
@@ -444,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = json.loads(store.read_text()) if store.exists() else {}  # re-read: another batch may have written
         rows.update(new_rows)
         rows = {key: rows[key] for key in sorted(rows) if key in row_keys()}
-        store.write_text(json.dumps(rows, indent=2) + "\n")  # after each run, so a stopped batch keeps its rows
-        args.results.write_text(ledger(rows))
+        write_whole(store, json.dumps(rows, indent=2) + "\n")  # after each run, so a stopped batch keeps its rows
+        write_whole(args.results, ledger(rows))
         books = dict(book_results(name))
         for key, row in new_rows.items():
             print(f"[reproduce] {key}: {verdict(books[key], row)}" + (f": {row['error']}" if row["error"] else ""),

@@ -296,3 +296,20 @@ def test_the_nvml_check_stays_where_there_is_a_cuda_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     drop_nvml_check_without_cuda()
     assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
+
+
+def test_a_summary_cut_short_while_written_leaves_the_one_before(tmp_path, monkeypatch):
+    from dlbook.utils.entry import write_summary
+
+    write_summary(str(tmp_path), {"status": "completed", "test/acc": 0.9})
+    real_write_text = Path.write_text
+
+    def killed_halfway(path, text, *args, **kwargs):
+        real_write_text(path, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        write_summary(str(tmp_path), {"status": "completed", "test/acc": 0.95})
+    assert json.loads((tmp_path / "metrics.json").read_text())["test/acc"] == 0.9
+    assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]

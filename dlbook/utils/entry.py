@@ -2,6 +2,7 @@
 and in a sweep, a failed job recorded instead of ending the sweep."""
 
 import csv
+import io
 import json
 import logging
 import math
@@ -112,11 +113,22 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
             if getattr(value, "numel", lambda: 1)() == 1}
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Writes the text aside and renames it into place, so a kill mid-write leaves the old file, never half of
+    one, and a reader (a resumed sweep, reproduce.py --resume) never sees a partial file."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_summary(output_dir: str, summary: dict) -> Path:
     path = Path(output_dir) / "metrics.json"
     clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
              for key, value in summary.items()}
-    path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    write_whole(path, json.dumps(clean, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -140,10 +152,10 @@ def write_sweep_summary(sweep_dir: Path) -> Path:
         row.update({key: value for key, value in metrics.items() if not isinstance(value, (dict, list))})
         rows.append(row)
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    path, partial = sweep_dir / "summary.csv", sweep_dir / f".summary.csv.{os.getpid()}"
-    with open(partial, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, path)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    path = sweep_dir / "summary.csv"
+    write_whole(path, table.getvalue())
     return path
