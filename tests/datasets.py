@@ -45,8 +45,9 @@ def write_mnist(data_dir: Path, folder: str = "MNIST", n_test: int = 360, compre
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels[part], compress)
 
 
-def write_cifar10(data_dir: Path, n_test: int = 360) -> None:
-    """<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}: dicts of (N, 3072) rows and label lists."""
+def write_cifar10(data_dir: Path, n_test: int = 360, protocol: int = 2) -> None:
+    """<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}: dicts of (N, 3072) rows and label lists, in
+    pickle protocol 2 as the release (newer protocols store numpy arrays through other functions)."""
     images, labels = digits(32, channels=3)
     rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # channel-major, as the release stores them
     folder = Path(data_dir) / "cifar-10-batches-py"
@@ -56,9 +57,9 @@ def write_cifar10(data_dir: Path, n_test: int = 360) -> None:
     batches = {f"data_batch_{i + 1}": chunk for i, chunk in enumerate(chunks)}
     for name, index in batches.items():
         with open(folder / name, "wb") as f:
-            pickle.dump({"data": train_rows[index], "labels": train_labels[index].tolist()}, f)
+            pickle.dump({"data": train_rows[index], "labels": train_labels[index].tolist()}, f, protocol)
     with open(folder / "test_batch", "wb") as f:
-        pickle.dump({"data": rows[:n_test], "labels": labels[:n_test].tolist()}, f)
+        pickle.dump({"data": rows[:n_test], "labels": labels[:n_test].tolist()}, f, protocol)
 
 
 def write_image_folder(root: Path, classes: tuple[int, ...] = (0, 1, 7), with_test: bool = True,

@@ -1,3 +1,4 @@
+import pickle
 from pathlib import Path
 
 import pytest
@@ -84,14 +85,34 @@ def test_missing_cifar10_lists_every_file_and_the_layout(tmp_path):
             f"data_batch_4,data_batch_5,test_batch}} (the python version, cifar-10-python.tar.gz") in message
 
 
-def test_cifar10_pickles(tmp_path):
-    write_cifar10(tmp_path)
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_cifar10_pickles(tmp_path, protocol):
+    write_cifar10(tmp_path, protocol=protocol)
     datamodule = CIFAR10DataModule(data_dir=str(tmp_path), batch_size=16, download=False)
     images, labels = first_batch(datamodule, stage="test")
     assert images.shape == (16, 3, 32, 32) and images.dtype == torch.uint8
     assert len(datamodule.data_test) == 360
     # the release stores rows channel-major; decoding must give back the same pixels in every channel
     assert torch.equal(images[:, 0], images[:, 1])
+
+
+class OpensAFile:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+def test_a_cifar10_batch_that_would_run_code_is_refused_unrun(tmp_path):
+    write_cifar10(tmp_path)
+    marker = tmp_path / "opened"
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({"data": OpensAFile(marker), "labels": [0]}, f)
+    datamodule = CIFAR10DataModule(data_dir=str(tmp_path), download=False)
+    with pytest.raises(DlbookError, match=r"test_batch is not a CIFAR-10 batch .*names io\.open"):
+        datamodule.setup("test")
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("with_test", [True, False])

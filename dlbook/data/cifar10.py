@@ -13,6 +13,22 @@ MD5 = "c58f30108f718f92721af3b95e74349a"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """Reads what a CIFAR-10 batch holds (a dict of numpy arrays, lists and bytes) and refuses every other global a
+    pickle may name: any of them can be a function that unpickling calls, and a file in a shared data folder
+    must not run code."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+               *((f"numpy.{core}.{module}", name) for core in ("core", "_core")
+                 for module, name in (("multiarray", "_reconstruct"), ("numeric", "_frombuffer"))),
+               ("_codecs", "encode")}  # bytes in a protocol-2 pickle written by Python 3
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which no CIFAR-10 batch does; not unpickled")
+        return super().find_class(module, name)
+
+
 class CIFAR10DataModule(InMemoryImageDataModule):
     name = "cifar10"
     layout = (f"cifar-10-batches-py/{{{','.join(TRAIN_BATCHES)},test_batch}} (the python version, "
@@ -44,7 +60,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             path = self.batch_dir / name
             try:
                 with open(path, "rb") as f:
-                    batch = pickle.load(f, encoding="latin1")
+                    batch = BatchUnpickler(f, encoding="latin1").load()
                 data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             except Exception as error:
                 raise DlbookError(f"{path} is not a CIFAR-10 batch ({type(error).__name__}: {error}); "
