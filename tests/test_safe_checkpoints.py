@@ -1,4 +1,5 @@
-"""Every path that reads a checkpoint refuses one whose unpickling would run code, with one paragraph."""
+"""Every path that reads a checkpoint refuses one whose unpickling would run code, or whose saved run config would
+call a function that no dlbook config names, with one paragraph."""
 
 import subprocess
 import sys
@@ -49,3 +50,38 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, hostile_checkpoin
     assert f"ckpt_path={path} holds Python objects other than tensors" in output(result)
     assert "Traceback" not in output(result)
     assert not marker.exists()
+
+
+@pytest.fixture
+def checkpoint_naming_a_command(tmp_path, run_config):
+    """A real checkpoint whose saved run config "builds its data" with os.mkdir: loading it with weights_only
+    succeeds (it holds only plain containers), and Hydra's instantiate, whose blocklist misses it, would call it."""
+    from hydra.utils import instantiate
+
+    from dlbook.tasks.base import CONFIG_KEY
+    from dlbook.train import train
+
+    train(run_config(["trainer.max_epochs=1", "test=false"]))
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    marker = tmp_path / "code_ran"
+    checkpoint[CONFIG_KEY]["config"]["data"] = {"_target_": "os.mkdir", "path": str(marker)}
+    path = tmp_path / "tampered.ckpt"
+    torch.save(checkpoint, path)
+    instantiate(torch.load(path, weights_only=True)[CONFIG_KEY]["config"]["data"])  # a real threat
+    assert marker.exists()
+    marker.rmdir()
+    return path, marker
+
+
+@pytest.mark.parametrize("script", ["eval.py", "scripts/sample.py"])
+def test_a_checkpoint_whose_config_names_a_foreign_function_is_refused(tmp_path, checkpoint_naming_a_command,
+                                                                        script, monkeypatch):
+    path, marker = checkpoint_naming_a_command
+    result = run(script, f"ckpt_path={path}", cwd=tmp_path)
+    assert result.returncode == 1, output(result)
+    assert f"ckpt_path={path} would build its model with os.mkdir, which no dlbook config names" in output(result)
+    assert "Traceback" not in output(result)
+    assert not marker.exists()
+    monkeypatch.setenv("DLBOOK_TRUSTED_TARGETS", "os.mkdir")  # what the message offers, for one's own code
+    run(script, f"ckpt_path={path}", cwd=tmp_path)
+    assert marker.exists()

@@ -1,7 +1,9 @@
 """Finding and checking checkpoints before Lightning touches them, so a bad path is one clear error."""
 
+import functools
 import logging
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -146,4 +148,44 @@ def saved_run_config(checkpoint: dict, path: Path, reader: str):
     if saved is None:
         raise CheckpointError(f"ckpt_path={path} holds no dlbook run config; {reader} reads checkpoints "
                               f"written by train.py.")
+    check_saved_targets(saved["config"], path)
     return OmegaConf.create(saved["config"]), saved["choices"]
+
+
+# The parts of a saved run config that readers of a checkpoint build.
+BUILT_SECTIONS = ("data", "model", "optimizer", "scheduler")
+TRUSTED_TARGETS_VARIABLE = "DLBOOK_TRUSTED_TARGETS"
+
+
+@functools.cache
+def shipped_targets() -> frozenset[str]:
+    """Every _target_ that dlbook's own configs name."""
+    from dlbook.utils.config import config_dir
+
+    pattern = re.compile(r"^\s*_target_:\s*([\w.]+)", re.MULTILINE)
+    return frozenset(target for file in Path(config_dir()).rglob("*.yaml")
+                     for target in pattern.findall(file.read_text()))
+
+
+def check_saved_targets(config: dict, path: Path) -> None:
+    """A checkpoint's run config names the callables that rebuild its model: from a stranger's checkpoint, any
+    function at all (os.system, say), which weights_only loading cannot stop. Only those that dlbook's configs name,
+    or that DLBOOK_TRUSTED_TARGETS lists (comma-separated), are let through."""
+
+    def targets(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("_target_"), str):
+                yield node["_target_"]
+            for value in node.values():
+                yield from targets(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from targets(value)
+
+    trusted = shipped_targets() | set(filter(None, os.environ.get(TRUSTED_TARGETS_VARIABLE, "").split(",")))
+    unknown = sorted({target for section in BUILT_SECTIONS for target in targets(config.get(section))} - trusted)
+    if unknown:
+        raise CheckpointError(f"ckpt_path={path} would build its model with {', '.join(unknown)}, which no dlbook "
+                              f"config names. A checkpoint's config can name any function to call, so only "
+                              f"dlbook's own are called; if you trust this checkpoint (your own net, say), run "
+                              f"again with {TRUSTED_TARGETS_VARIABLE}={','.join(unknown)}.")
