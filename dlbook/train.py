@@ -14,7 +14,6 @@ from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate,
                                  register_resolvers)
 from dlbook.utils.entry import (COMPLETED, close_wandb, drop_nvml_check_without_cuda, guarded, scalar_metrics,
                                 write_summary)
-from dlbook.utils.fit_loop import use_fit_loop
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
@@ -143,6 +142,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
     from dlbook.assembly import build_datamodule, build_task
     from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, newest_checkpoint, resolve_checkpoint
+    from dlbook.utils.fit_loop import use_fit_loop
 
     drop_nvml_check_without_cuda()
     output_dir = HydraConfig.get().runtime.output_dir
