@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from dlbook.errors import NonFiniteLossError
 from dlbook.train import continue_wandb_run, train
 from tests.test_cli import QUIET, ROOT, output, run
+from tests.test_train import read_csv_metrics
 
 POISON = "+callbacks.poison._target_=tests.callbacks.PoisonWeights"
 
@@ -219,8 +220,7 @@ def test_a_stop_during_validation_waits_for_its_end_and_resumes_exactly(run_conf
     assert objects["trainer"].global_step == 2 * steps_per_epoch
     for name in ("train/loss", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"):
         assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-6), name
-    validated = [int(row["epoch"]) for row in csv.DictReader(open(interrupted / "csv" / "metrics.csv")) if row["val/acc"]]
-    assert validated == [0, 1]
+    assert [int(row["epoch"]) for row in read_csv_metrics(interrupted) if row["val/acc"]] == [0, 1]
 
 
 def test_last_checkpoint_is_the_newest_epoch_when_the_metric_stops_improving(run_config, tmp_path):
