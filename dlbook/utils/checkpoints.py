@@ -185,7 +185,7 @@ def check_saved_targets(config: dict, path: Path) -> None:
     trusted = shipped_targets() | set(filter(None, os.environ.get(TRUSTED_TARGETS_VARIABLE, "").split(",")))
     unknown = sorted({target for section in BUILT_SECTIONS for target in targets(config.get(section))} - trusted)
     if unknown:
-        raise CheckpointError(f"ckpt_path={path} would build its model with {', '.join(unknown)}, which no dlbook "
-                              f"config names. A checkpoint's config can name any function to call, so only "
-                              f"dlbook's own are called; if you trust this checkpoint (your own net, say), run "
-                              f"again with {TRUSTED_TARGETS_VARIABLE}={','.join(unknown)}.")
+        raise CheckpointError(f"ckpt_path={path} would build its data or model with {', '.join(unknown)}, which "
+                              f"no dlbook config names. A checkpoint's config can name any function to call, so "
+                              f"only dlbook's own are called; if you trust this checkpoint (your own net, say), "
+                              f"run again with {TRUSTED_TARGETS_VARIABLE}={','.join(unknown)}.")
