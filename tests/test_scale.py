@@ -209,7 +209,8 @@ def test_a_stop_during_validation_waits_for_its_end_and_resumes_exactly(run_conf
     uninterrupted, objects = train(run_config(setup, run_name="whole"))
     steps_per_epoch = objects["trainer"].num_training_batches
     assert objects["trainer"].num_val_batches[0] > 1  # so the signal lands mid-validation
-    signal_at = [*setup, "+callbacks.signal._target_=tests.callbacks.SignalDuringValidation", "+callbacks.signal.epoch=0"]
+    signal_at = [*setup, "+callbacks.signal._target_=tests.callbacks.SignalDuringValidation",
+                 "+callbacks.signal.epoch=0"]
     with pytest.raises(SIGTERMException):
         train(run_config(signal_at, run_name="interrupted"))
     interrupted = tmp_path / "interrupted"
