@@ -17,5 +17,9 @@ class CheckpointError(DlbookError):
     pass
 
 
+class RunDirectoryInUse(CheckpointError):
+    """A run would write over another run's checkpoints; it leaves that directory as it is, metrics.json too."""
+
+
 class NonFiniteLossError(DlbookError):
     """The training loss became NaN or infinite."""

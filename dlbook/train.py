@@ -118,7 +118,8 @@ def job_overrides() -> list[str]:
 
 def completed_sweep_job(output_dir: str) -> dict | None:
     """In a sweep, the metrics of this job when its directory holds a metrics.json that says it completed with
-    these same overrides (the sweep run again with sweep_dir= after a crash); None: the job runs."""
+    these same overrides (the sweep run again with sweep_dir= after a crash); None: the job runs. ckpt_path=auto,
+    added to the command that runs a sweep again, says how a job starts, not what it computes."""
     import json
     from pathlib import Path
 
@@ -129,7 +130,9 @@ def completed_sweep_job(output_dir: str) -> dict | None:
     if HydraConfig.get().mode != RunMode.MULTIRUN or not summary.exists():
         return None
     metrics = json.loads(summary.read_text())
-    if metrics.get("status") != COMPLETED or metrics.get("overrides") != job_overrides():
+    stored, this_job = ([override for override in overrides if override != "ckpt_path=auto"]
+                        for overrides in (metrics.get("overrides") or [], job_overrides()))
+    if metrics.get("status") != COMPLETED or stored != this_job:
         return None
     log.info(f"Job {HydraConfig.get().job.num} completed before ({summary}): skipped")
     return metrics
@@ -141,7 +144,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from dlbook.assembly import build_datamodule, build_task
-    from dlbook.utils.checkpoints import check_weights_fit, load_checkpoint, newest_checkpoint, resolve_checkpoint
+    from dlbook.utils.checkpoints import (check_weights_fit, load_checkpoint, newest_checkpoint, refuse_to_overwrite,
+                                         resolve_checkpoint)
     from dlbook.utils.fit_loop import use_fit_loop
 
     drop_nvml_check_without_cuda()
@@ -159,6 +163,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     restore = cfg.get("ckpt_restore", "full")
     if restore not in RESTORE_MODES:
         raise DlbookError(f"ckpt_restore={restore} is not one of {', '.join(RESTORE_MODES)}.")
+    if cfg.get("train") and cfg.get("ckpt_path") != "auto" and not (ckpt_path and restore == "full"):
+        refuse_to_overwrite(output_dir, restore)
     mode = compile_mode(cfg.get("compile"))
     continue_wandb_run(cfg, output_dir)
     if cfg.get("seed") is not None:

@@ -45,7 +45,7 @@ def test_failed_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert float(rows[1]["test/acc"]) > 0.5 and "at_epoch=99" in rows[1]["overrides"]
 
 
-@pytest.mark.slow  # twenty seconds: two sweeps of two jobs (test-all); sweeps themselves run by default
+@pytest.mark.slow  # half a minute: three sweeps of two jobs (test-all); sweeps themselves run by default
 def test_a_sweep_run_again_into_its_directory_skips_the_jobs_that_completed(tmp_path):
     sweep = ["-m", "optimizer.lr=1e-3,3e-4", "trainer.max_epochs=1", f"sweep_dir={tmp_path / 'sweep'}", *QUIET]
     first = run("train.py", *sweep, cwd=tmp_path)
@@ -53,10 +53,17 @@ def test_a_sweep_run_again_into_its_directory_skips_the_jobs_that_completed(tmp_
     jobs = [tmp_path / "sweep" / str(job) for job in (0, 1)]
     kept = (jobs[1] / "metrics.json").read_text()
     assert json.loads(kept)["status"] == "completed"
-    (jobs[0] / "metrics.json").write_text(json.dumps({"status": "failed", "error": "killed"}))  # a crashed job
-    again = run("train.py", *sweep, cwd=tmp_path)
+    crashed = json.dumps({"status": "failed", "error": "killed"})
+    (jobs[0] / "metrics.json").write_text(crashed)
+    # Run again as before, the crashed job would start over the checkpoints it wrote: it is refused, left as it was.
+    refused = run("train.py", *sweep, cwd=tmp_path)
+    assert refused.returncode == 0, output(refused)
+    assert "pass ckpt_path=last (or ckpt_path=auto)" in output(refused)
+    assert (jobs[0] / "metrics.json").read_text() == crashed
+    again = run("train.py", *sweep, "ckpt_path=auto", cwd=tmp_path)
     assert again.returncode == 0, output(again)
     assert "Job 1 completed before" in output(again) and "Job 0 completed before" not in output(again)
+    assert "resuming from" in output(again)
     assert (jobs[1] / "metrics.json").read_text() == kept  # not run again
     assert json.loads((jobs[0] / "metrics.json").read_text())["status"] == "completed"
     with open(tmp_path / "sweep" / "summary.csv") as f:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, RunDirectoryInUse
 from dlbook.eval import evaluate
 from dlbook.loggers import LAUNCH_INPUTS, skip_unstaged_launch_inputs
 from dlbook.train import train
@@ -132,11 +132,30 @@ def test_auto_resume_starts_fresh_then_goes_on_from_the_newest_whole_checkpoint(
     assert "passes over" in caplog.text and "epoch_cut.ckpt" in caplog.text
 
 
+def test_a_run_that_would_start_over_another_runs_checkpoints_is_refused_and_they_stay(run_config, tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_config(["trainer.max_epochs=1"]))
+    written = [*sorted((run_dir / "checkpoints").glob("*.ckpt")), run_dir / "metrics.json"]
+    assert [path.name for path in written] == ["best.ckpt", "last.ckpt", "metrics.json"]
+    before = [path.read_bytes() for path in written]
+    fine_tune = [f"ckpt_path={tmp_path / 'elsewhere.ckpt'}", "ckpt_restore=weights"]
+    (tmp_path / "elsewhere.ckpt").write_bytes(written[0].read_bytes())
+    for restart in ([], fine_tune):
+        with pytest.raises(RunDirectoryInUse, match=r"best.ckpt, last.ckpt.*pass ckpt_path=last"):
+            train(run_config(["trainer.max_epochs=1", *restart]))
+    assert [path.read_bytes() for path in written] == before
+    # what may write there: a resume, and a test of the run's checkpoint
+    _, objects = train(run_config(["trainer.max_epochs=2", "ckpt_path=last"]))
+    assert objects["trainer"].current_epoch == 2
+    tested, _ = train(run_config(["train=false", "ckpt_path=best"]))
+    assert "test/acc" in tested
+
+
 def test_accumulated_gradients_step_once_every_few_batches(run_config):
     _, objects = train(run_config(["trainer.max_epochs=1", "test=false", "trainer.accumulate_grad_batches=3"]))
     assert objects["trainer"].global_step == -(-objects["trainer"].num_training_batches // 3)
     with pytest.raises(DlbookError, match=r"trainer.accumulate_grad_batches=2: model=gan steps its own"):
-        train(run_config(["model=gan", "trainer.accumulate_grad_batches=2"]))
+        train(run_config(["model=gan", "trainer.accumulate_grad_batches=2"], run_name="gan"))
 
 
 def test_eval_reproduces_test_metric(run_config, tmp_path):

@@ -7,7 +7,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from dlbook.errors import CheckpointError
+from dlbook.errors import CheckpointError, RunDirectoryInUse
 
 log = logging.getLogger("dlbook")
 
@@ -22,6 +22,21 @@ def newest_checkpoint(output_dir: str) -> Path | None:
             return path.resolve()
         log.warning(f"ckpt_path=auto passes over {path}: it is not a whole checkpoint (cut short?).")
     return None
+
+
+def refuse_to_overwrite(output_dir: str, restore: str) -> None:
+    """A run that does not resume (a fresh start, or ckpt_restore=weights) into a directory that holds another
+    run's checkpoints would overwrite them: best.ckpt at its first validation, last.ckpt at its first epoch's end."""
+    folder = Path(output_dir) / "checkpoints"
+    found = sorted(path.name for path in folder.glob("*.ckpt"))
+    if not found:
+        return
+    start = "ckpt_restore=weights starts a new run" if restore == "weights" else "This run starts afresh"
+    raise RunDirectoryInUse(
+        f"The run directory {output_dir} holds an earlier run's checkpoints ({', '.join(found)}). {start} and "
+        f"would overwrite them. To continue that run, pass ckpt_path=last (or ckpt_path=auto); to start another, "
+        f"leave run_dir out (a new directory) or give a new one; to start this one again from scratch, delete "
+        f"{folder} first.")
 
 
 WANDB_PREFIX = "wandb:"

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, RunDirectoryInUse
 
 log = logging.getLogger("dlbook")
 COMPLETED, FAILED, PRUNED = "completed", "failed", "pruned"  # a job's status in its metrics.json
@@ -53,6 +53,8 @@ def guarded(work, cfg):
             log.exception(f"Job failed: {type(error).__name__}: {error}")
         if not sweeping:
             sys.exit(1)
+        if isinstance(error, RunDirectoryInUse):  # the directory's metrics.json is the earlier run's
+            return None
         write_summary(hydra_cfg.runtime.output_dir, {"status": FAILED, "error": f"{type(error).__name__}: {error}"})
         return None
     finally:
