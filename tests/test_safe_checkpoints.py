@@ -86,3 +86,27 @@ def test_a_checkpoint_whose_config_names_a_foreign_function_is_refused(tmp_path,
     monkeypatch.setenv("DLBOOK_TRUSTED_TARGETS", "os.mkdir")  # what the message offers, for one's own code
     run(script, f"ckpt_path={path}", cwd=tmp_path)
     assert marker.exists()
+
+
+def test_a_checkpoint_whose_config_holds_an_interpolation_is_refused_unread(tmp_path, run_config):
+    from omegaconf import OmegaConf
+
+    from dlbook.tasks.base import CONFIG_KEY
+    from dlbook.train import train
+    from dlbook.utils.config import register_resolvers
+
+    train(run_config(["trainer.max_epochs=1", "test=false"]))
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    made = tmp_path / "made"
+    checkpoint[CONFIG_KEY]["config"]["data"]["data_dir"] = f"${{run_directory:null,{made},here}}"
+    path = tmp_path / "tampered.ckpt"
+    torch.save(checkpoint, path)
+    register_resolvers()  # a real threat: reading the value calls dlbook's resolver, which makes the directory
+    assert OmegaConf.create(checkpoint[CONFIG_KEY]["config"]).data.data_dir == str(made / "here")
+    (made / "here").rmdir()
+    made.rmdir()
+    result = run("eval.py", f"ckpt_path={path}", cwd=tmp_path)
+    assert result.returncode == 1, output(result)
+    assert "holds a run config with interpolations (data.data_dir: ${run_directory:null," in output(result)
+    assert "Traceback" not in output(result)
+    assert not made.exists()

@@ -163,7 +163,7 @@ def saved_run_config(checkpoint: dict, path: Path, reader: str):
     if saved is None:
         raise CheckpointError(f"ckpt_path={path} holds no dlbook run config; {reader} reads checkpoints "
                               f"written by train.py.")
-    check_saved_targets(saved["config"], path)
+    check_saved_config(saved["config"], path)
     return OmegaConf.create(saved["config"]), saved["choices"]
 
 
@@ -182,23 +182,32 @@ def shipped_targets() -> frozenset[str]:
                      for target in pattern.findall(file.read_text()))
 
 
-def check_saved_targets(config: dict, path: Path) -> None:
+def config_leaves(node, key: str = ""):
+    """(dotted key, value) of each leaf of a plain config container."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from config_leaves(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from config_leaves(value, f"{key}[{index}]")
+    else:
+        yield key, node
+
+
+def check_saved_config(config: dict, path: Path) -> None:
     """A checkpoint's run config names the callables that rebuild its model: from a stranger's checkpoint, any
     function at all (os.system, say), which weights_only loading cannot stop. Only those that dlbook's configs name,
-    or that DLBOOK_TRUSTED_TARGETS lists (comma-separated), are let through."""
-
-    def targets(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("_target_"), str):
-                yield node["_target_"]
-            for value in node.values():
-                yield from targets(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from targets(value)
-
+    or that DLBOOK_TRUSTED_TARGETS lists (comma-separated), are let through. An interpolation would call a
+    resolver when read (dlbook's make directories); train.py saves the config resolved, so it holds none."""
+    interpolated = [f"{key}: {value}" for key, value in config_leaves(config)
+                    if isinstance(value, str) and "${" in value]
+    if interpolated:
+        raise CheckpointError(f"ckpt_path={path} holds a run config with interpolations ({'; '.join(interpolated)}), "
+                              f"which train.py never saves (it saves the config resolved), and reading them would "
+                              f"call resolvers: not read. Was the checkpoint altered after training?")
     trusted = shipped_targets() | set(filter(None, os.environ.get(TRUSTED_TARGETS_VARIABLE, "").split(",")))
-    unknown = sorted({target for section in BUILT_SECTIONS for target in targets(config.get(section))} - trusted)
+    unknown = sorted({value for section in BUILT_SECTIONS for key, value in config_leaves(config.get(section))
+                      if key.rpartition(".")[2] == "_target_" and isinstance(value, str)} - trusted)
     if unknown:
         raise CheckpointError(f"ckpt_path={path} would build its data or model with {', '.join(unknown)}, which "
                               f"no dlbook config names. A checkpoint's config can name any function to call, so "
