@@ -1,5 +1,7 @@
 """Errors that the entry points print as one paragraph instead of a stack trace."""
 
+import sys
+
 
 class DlbookError(Exception):
     """A user-facing error: bad config value, missing data, unusable checkpoint."""
@@ -23,3 +25,15 @@ class RunDirectoryInUse(CheckpointError):
 
 class NonFiniteLossError(DlbookError):
     """The training loss became NaN or infinite."""
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The paragraph to show for an error the user's settings caused: a DlbookError, or a Lightning
+    MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has);
+    None for any other error, a bug to show with its stack trace."""
+    if isinstance(error, DlbookError):
+        return str(error)
+    lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")  # loaded if Lightning raised it
+    if lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException):
+        return f"Lightning refused a setting: {error}"
+    return None

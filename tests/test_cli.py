@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["logger=none", "extras.print_config=false", "++trainer.enable_progress_bar=false"]
@@ -64,6 +65,20 @@ def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, me
     result = run("train.py", "model=gan", override, *QUIET, cwd=tmp_path)
     assert result.returncode == 1
     assert message in output(result)
+    assert "Error in call to target" not in output(result) and "Traceback" not in output(result)
+
+
+@pytest.mark.parametrize("override, message", [
+    # a metric no one logs: Lightning's ModelCheckpoint finds out at the first epoch's end
+    ("monitor=val/acuracy", "`ModelCheckpoint(monitor='val/acuracy')` could not find the monitored key in the "
+                            "returned metrics: ['val/loss', 'val/acc', 'val/acc_best'"),
+    pytest.param("trainer=gpu", "No supported gpu backend found! (building lightning.pytorch.trainer.Trainer)",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there")),
+])
+def test_a_setting_lightning_refuses_is_one_paragraph(tmp_path, override, message):
+    result = run("train.py", override, "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"Lightning refused a setting: {message}" in output(result)
     assert "Error in call to target" not in output(result) and "Traceback" not in output(result)
 
 

@@ -121,12 +121,13 @@ def print_config_tree(cfg: DictConfig) -> None:
 
 
 def instantiate(config, *args, **kwargs):
-    """hydra.utils.instantiate, except that a DlbookError raised by the target (a bad data.batch_size, say) comes
-    out as itself, to be shown as one paragraph, not inside Hydra's "Error in call to target" wrapping."""
+    """hydra.utils.instantiate, except that a user error raised by the target (a bad data.batch_size, a GPU
+    trainer on a host without one) comes out as a DlbookError, to be shown as one paragraph, not inside Hydra's
+    "Error in call to target" wrapping."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, user_error_message
 
     try:
         return hydra_instantiate(config, *args, **kwargs)
@@ -136,6 +137,8 @@ def instantiate(config, *args, **kwargs):
             cause = cause.__cause__
         if isinstance(cause, DlbookError):
             raise cause from None
+        if user_error_message(cause):
+            raise DlbookError(f"{user_error_message(cause)} (building {config.get('_target_')})") from None
         raise
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from dlbook.errors import DlbookError, RunDirectoryInUse
+from dlbook.errors import RunDirectoryInUse, user_error_message
 
 log = logging.getLogger("dlbook")
 COMPLETED, FAILED, PRUNED = "completed", "failed", "pruned"  # a job's status in its metrics.json
@@ -19,7 +19,8 @@ COMPLETED, FAILED, PRUNED = "completed", "failed", "pruned"  # a job's status in
 def guarded(work, cfg):
     """Run work(cfg) and return its result.
 
-    A DlbookError in a single run ends the process with its message and exit status 1, no stack trace.
+    A user error (a DlbookError, or a setting Lightning refuses) in a single run ends the process with its
+    message and exit status 1, no stack trace.
     In a sweep (-m) any error fails only its job: it is logged, written to the job's metrics.json, and
     None is returned so the sweeper records the trial as failed and goes on. An Optuna trial stopped by its
     pruner is written as pruned, with the metrics it had.
@@ -45,10 +46,11 @@ def guarded(work, cfg):
             write_summary(hydra_cfg.runtime.output_dir, {**getattr(error, "metrics", {}), "status": PRUNED,
                                                          "pruned": str(error)})
             return None
-        if not sweeping and not isinstance(error, DlbookError):
+        message = user_error_message(error)
+        if not sweeping and message is None:
             raise
-        if isinstance(error, DlbookError):
-            log.error(str(error))
+        if message is not None:
+            log.error(message)
         else:
             log.exception(f"Job failed: {type(error).__name__}: {error}")
         if not sweeping:
