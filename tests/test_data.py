@@ -178,3 +178,19 @@ def test_real_mnist_test_set():
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     assert torch.bincount(labels.long()).min() > 800  # every digit is there
     assert abs(images.float().div(255).mean().item() - MNISTDataModule.mean[0]) < 0.01
+
+
+def test_a_cache_write_cut_short_leaves_no_file_and_the_next_run_writes_it(tmp_path, monkeypatch):
+    from dlbook.data import cache
+
+    def disk_full(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    built = {"ids": torch.arange(5)}
+    with monkeypatch.context() as patch:
+        patch.setattr(cache.torch, "save", disk_full)
+        assert cache.cached(tmp_path, "ids", "k", lambda: built) is built
+    assert list(tmp_path.iterdir()) == []
+    cache.cached(tmp_path, "ids", "k", lambda: built)
+    assert torch.equal(cache.cached(tmp_path, "ids", "k", lambda: pytest.fail("rebuilt"))["ids"], built["ids"])

@@ -28,8 +28,9 @@ def default_cache_dir() -> Path:
 
 def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[], dict]) -> dict:
     """build()'s dict (tensors, lists, numbers), read from <cache_dir>/<name>-<key>.pt when an earlier run wrote
-    it (cache_dir None: the default one); otherwise built and written there, atomically (a concurrent run never reads half a file). An unwritable
-    cache folder only costs the rebuild next time."""
+    it (cache_dir None: the default one); otherwise built and written there, atomically (a concurrent run never
+    reads half a file, and a write cut short leaves no partial file). An unwritable cache folder only costs the
+    rebuild next time."""
     path = Path(cache_dir or default_cache_dir()).expanduser() / f"{name}-{key}.pt"
     if path.is_file():
         try:
@@ -37,11 +38,13 @@ def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[]
         except Exception as error:  # truncated or from an incompatible version: rebuild it
             log.warning(f"Rebuilding the unreadable cache file {path} ({type(error).__name__}: {error}).")
     result = build()
+    partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
         torch.save(result, partial)
         partial.replace(path)
     except OSError as error:
         log.warning(f"Could not write the cache file {path} ({error}); it is rebuilt on every run.")
+        if partial.exists():
+            partial.unlink()
     return result
