@@ -144,8 +144,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from dlbook.assembly import build_datamodule, build_task
-    from dlbook.utils.checkpoints import (check_weights_fit, load_checkpoint, newest_checkpoint, refuse_to_overwrite,
-                                         resolve_checkpoint)
+    from dlbook.utils.checkpoints import (changed_settings, check_weights_fit, load_checkpoint, newest_checkpoint,
+                                         refuse_to_overwrite, resolve_checkpoint)
     from dlbook.utils.fit_loop import use_fit_loop
 
     drop_nvml_check_without_cuda()
@@ -183,6 +183,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         check_weights_fit(model, checkpoint, ckpt_path)
         if restore == "weights":  # fine-tuning: the weights, but a fresh optimizer, schedule and count
             model.load_state_dict(checkpoint["state_dict"])
+        elif changes := changed_settings(checkpoint, cfg):
+            log.warning(f"Resuming from {ckpt_path} with settings other than those of the run that wrote it: "
+                        f"{'; '.join(changes)}. To continue that run as it was, pass its overrides (its "
+                        f".hydra/overrides.yaml; only the trainer's limits and hardware may change).")
         del checkpoint
     if cfg.trainer.get("accumulate_grad_batches", 1) != 1 and not model.automatic_optimization:
         raise DlbookError(f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: "

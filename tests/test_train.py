@@ -151,6 +151,15 @@ def test_a_run_that_would_start_over_another_runs_checkpoints_is_refused_and_the
     assert "test/acc" in tested
 
 
+def test_a_resume_with_other_settings_than_its_run_names_them(run_config, caplog):
+    train(run_config(["trainer.max_epochs=1", "test=false"]))
+    train(run_config(["trainer.max_epochs=2", "test=false", "ckpt_path=last"]))  # a longer run: as it was
+    assert "settings other than" not in caplog.text
+    train(run_config(["trainer.max_epochs=3", "test=false", "ckpt_path=last", "data.batch_size=32",
+                      "optimizer.lr=0.003"]))
+    assert "data.batch_size: 64 -> 32; optimizer.lr: 0.001 -> 0.003. To continue that run as it was" in caplog.text
+
+
 def test_accumulated_gradients_step_once_every_few_batches(run_config):
     _, objects = train(run_config(["trainer.max_epochs=1", "test=false", "trainer.accumulate_grad_batches=3"]))
     assert objects["trainer"].global_step == -(-objects["trainer"].num_training_batches // 3)

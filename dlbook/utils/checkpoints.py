@@ -153,6 +153,29 @@ def check_weights_fit(model, checkpoint: dict, path: Path) -> None:
                           f"overrides of the run that wrote it (its .hydra/overrides.yaml).")
 
 
+# What a resume may change without changing the experiment: how long it runs, and where and on what hardware.
+RESUME_MAY_CHANGE = re.compile(r"^trainer\.(max_epochs|max_steps|max_time|devices|accelerator|num_nodes|strategy)$"
+                               r"|(^|\.)(data_dir|num_workers|download)$")
+COMPARED_SECTIONS = ("seed", "data", "model", "optimizer", "scheduler", "trainer")
+
+
+def changed_settings(checkpoint: dict, config) -> list[str]:
+    """The experiment's settings in `config` (this run's) that differ from those of the run that wrote the
+    checkpoint, as "key: then -> now"; none for a checkpoint without a dlbook run config."""
+    from omegaconf import OmegaConf
+
+    from dlbook.tasks.base import CONFIG_KEY
+
+    saved = (checkpoint.get(CONFIG_KEY) or {}).get("config")
+    if saved is None:
+        return []
+    then, now = ({key: value for section in COMPARED_SECTIONS
+                  for key, value in config_leaves(run.get(section), section)}
+                 for run in (saved, OmegaConf.to_container(config, resolve=True)))
+    return [f"{key}: {then.get(key, 'unset')} -> {now.get(key, 'unset')}" for key in sorted(then.keys() | now.keys())
+            if (key in then, then.get(key)) != (key in now, now.get(key)) and not RESUME_MAY_CHANGE.search(key)]
+
+
 def saved_run_config(checkpoint: dict, path: Path, reader: str):
     """The resolved config and the group choices that train.py stored in a checkpoint."""
     from omegaconf import OmegaConf
