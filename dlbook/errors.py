@@ -29,11 +29,24 @@ class NonFiniteLossError(DlbookError):
 
 def user_error_message(error: BaseException) -> str | None:
     """The paragraph to show for an error the user's settings caused: a DlbookError, or a Lightning
-    MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has);
-    None for any other error, a bug to show with its stack trace."""
+    MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), or
+    the RuntimeError of Lightning's early stopping for such a `monitor`; None for any other error, a bug to show
+    with its stack trace."""
     if isinstance(error, DlbookError):
         return str(error)
     lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")  # loaded if Lightning raised it
     if lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException):
         return f"Lightning refused a setting: {error}"
+    if isinstance(error, RuntimeError) and raised_in(error, "lightning/pytorch/callbacks/early_stopping.py",
+                                                     "_validate_condition_metric"):
+        return f"Lightning refused a setting: {error}"
     return None
+
+
+def raised_in(error: BaseException, file: str, function: str) -> bool:
+    """Whether the error was raised by `function` of the file whose path ends in `file`."""
+    import traceback
+    from pathlib import Path
+
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and frames[-1].name == function and Path(frames[-1].filename).as_posix().endswith(file)

@@ -68,15 +68,18 @@ def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, me
     assert "Error in call to target" not in output(result) and "Traceback" not in output(result)
 
 
-@pytest.mark.parametrize("override, message", [
-    # a metric no one logs: Lightning's ModelCheckpoint finds out at the first epoch's end
-    ("monitor=val/acuracy", "`ModelCheckpoint(monitor='val/acuracy')` could not find the monitored key in the "
-                            "returned metrics: ['val/loss', 'val/acc', 'val/acc_best'"),
-    pytest.param("trainer=gpu", "No supported gpu backend found! (building lightning.pytorch.trainer.Trainer)",
+@pytest.mark.parametrize("overrides, message", [
+    # a metric no one logs: Lightning's ModelCheckpoint finds out at the first epoch's end, or its early stopping
+    (["monitor=val/acuracy"], "`ModelCheckpoint(monitor='val/acuracy')` could not find the monitored key in the "
+                              "returned metrics: ['val/loss', 'val/acc', 'val/acc_best'"),
+    (["monitor=val/acuracy", "callbacks=[default,early_stopping]"],
+     "Early stopping conditioned on metric `val/acuracy` which is not available. Pass in or modify your "
+     "`EarlyStopping` callback to use any of the following: `val/loss`, `val/acc`"),
+    pytest.param(["trainer=gpu"], "No supported gpu backend found! (building lightning.pytorch.trainer.Trainer)",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there")),
-])
-def test_a_setting_lightning_refuses_is_one_paragraph(tmp_path, override, message):
-    result = run("train.py", override, "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
+], ids=["checkpoint", "early_stopping", "gpu"])
+def test_a_setting_lightning_refuses_is_one_paragraph(tmp_path, overrides, message):
+    result = run("train.py", *overrides, "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
     assert result.returncode == 1
     assert f"Lightning refused a setting: {message}" in output(result)
     assert "Error in call to target" not in output(result) and "Traceback" not in output(result)
