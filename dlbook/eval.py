@@ -10,14 +10,13 @@ import hydra
 from omegaconf import DictConfig
 
 from dlbook.utils.config import apply_extras, config_dir, instantiate, instantiate_group, register_resolvers
-from dlbook.utils.entry import guarded, scalar_metrics, write_summary
+from dlbook.utils.entry import guarded, scalar_metrics, seed_run, write_summary
 
 log = logging.getLogger("dlbook.eval")
 register_resolvers()
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
-    import lightning as L
     from hydra.core.hydra_config import HydraConfig
 
     from dlbook.errors import CheckpointError
@@ -30,8 +29,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     without_pretrained_weights(run_cfg)
     if "data_dir" in run_cfg.data:  # the data may live elsewhere on this machine
         run_cfg.data.data_dir = cfg.paths.data_dir
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+    seed_run(cfg.get("seed"))
 
     log.info(f"Evaluating {ckpt_path}: model={choices.get('model')} data={choices.get('data')}")
     datamodule = build_datamodule(run_cfg)

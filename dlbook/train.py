@@ -13,7 +13,7 @@ from dlbook.tuning import tune
 from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate, instantiate_group,
                                  register_resolvers)
 from dlbook.utils.entry import (COMPLETED, close_wandb, drop_nvml_check_without_cuda, guarded, scalar_metrics,
-                                write_summary)
+                                seed_run, write_summary)
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
@@ -139,7 +139,6 @@ def completed_sweep_job(output_dir: str) -> dict | None:
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
-    import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
@@ -167,8 +166,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         refuse_to_overwrite(output_dir, restore)
     mode = compile_mode(cfg.get("compile"))
     continue_wandb_run(cfg, output_dir)
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+    seed_run(cfg.get("seed"))
 
     log.info(f"Data: data={run_choices.get('data')} <{cfg.data._target_}>")
     datamodule = build_datamodule(cfg, run_choices)

@@ -60,6 +60,8 @@ def test_missing_dataset_offline(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),  # raised by the datamodule
     ("callbacks.sample_grid.every_n_batches=0", "every_n_batches=0 must be a positive integer"),  # by a callback
+    ("seed=abc", "seed=abc is not an integer from 0 to 4294967295"),  # by train.py, before any building
+    ("seed=-1", "seed=-1 is not an integer"),  # Lightning would seed with 0 instead
 ])
 def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, message):
     result = run("train.py", "model=gan", override, *QUIET, cwd=tmp_path)

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from dlbook.errors import RunDirectoryInUse, user_error_message
+from dlbook.errors import DlbookError, RunDirectoryInUse, user_error_message
 
 log = logging.getLogger("dlbook")
 COMPLETED, FAILED, PRUNED = "completed", "failed", "pruned"  # a job's status in its metrics.json
@@ -79,6 +79,19 @@ def drop_nvml_check_without_cuda() -> None:
 
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not torch.cuda.is_available():
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
+def seed_run(seed) -> None:
+    """Seeds Python, NumPy and torch (and the data workers) with `seed=`; null leaves them unseeded. Lightning
+    would take a seed NumPy cannot, with a warning, as 0."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise DlbookError(f"seed={seed} is not an integer from 0 to {2**32 - 1}: give one, or seed=null for an "
+                          f"unseeded run.")
+    import lightning
+
+    lightning.seed_everything(seed, workers=True)
 
 
 def pruned(error: Exception) -> bool:
