@@ -28,10 +28,10 @@ class NonFiniteLossError(DlbookError):
 
 
 def user_error_message(error: BaseException) -> str | None:
-    """The paragraph to show for an error the user's settings caused: a DlbookError, or a Lightning
-    MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), or
-    the RuntimeError of Lightning's early stopping for such a `monitor`; None for any other error, a bug to show
-    with its stack trace."""
+    """The paragraph to show for an error the user's settings caused: a DlbookError, a Lightning
+    MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), the
+    RuntimeError of Lightning's early stopping for such a `monitor`, or a required value (???) left unset; None
+    for any other error, a bug to show with its stack trace."""
     if isinstance(error, DlbookError):
         return str(error)
     lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")  # loaded if Lightning raised it
@@ -40,6 +40,9 @@ def user_error_message(error: BaseException) -> str | None:
     if isinstance(error, RuntimeError) and raised_in(error, "lightning/pytorch/callbacks/early_stopping.py",
                                                      "_validate_condition_metric"):
         return f"Lightning refused a setting: {error}"
+    omegaconf_errors = sys.modules.get("omegaconf.errors")
+    if omegaconf_errors is not None and isinstance(error, omegaconf_errors.MissingMandatoryValue):
+        return f"{error.full_key} is required (??? in the config): pass {error.full_key}=<value>."
     return None
 
 

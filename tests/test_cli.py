@@ -87,6 +87,15 @@ def test_a_setting_lightning_refuses_is_one_paragraph(tmp_path, overrides, messa
     assert "Error in call to target" not in output(result) and "Traceback" not in output(result)
 
 
+@pytest.mark.parametrize("script, prints_config", [("eval.py", True), ("scripts/sample.py", False)])
+def test_a_required_value_left_out_is_one_paragraph(tmp_path, script, prints_config):
+    result = run(script, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "ckpt_path is required (??? in the config): pass ckpt_path=<value>." in output(result)
+    assert ("CONFIG" in output(result) and "── ???" in output(result)) == prints_config  # the tree shows it unset
+    assert "Traceback" not in output(result)
+
+
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04 truncated zip"])
 def test_corrupt_checkpoint(tmp_path, content):
     bad = tmp_path / "bad.ckpt"

@@ -111,9 +111,9 @@ def print_config_tree(cfg: DictConfig) -> None:
     import rich.tree
 
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
-    for key, value in cfg.items():
+    for key, value in OmegaConf.to_container(cfg, resolve=True).items():  # a required value left unset shows ???
         branch = tree.add(str(key), style="bold", guide_style="dim")
-        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        text = OmegaConf.to_yaml(value) if isinstance(value, dict) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     with open(records_dir() / "config_tree.log", "w") as file:
