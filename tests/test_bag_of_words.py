@@ -1,5 +1,7 @@
 """Documents as count and tf-idf rows (data=bag_of_words) for table models."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -59,3 +61,31 @@ def test_bad_settings_are_refused(run_config, reviews, tmp_path):
     (tmp_path / "one" / "pos" / "a.txt").write_text("fine")
     with pytest.raises(DlbookError, match="has 1 class folder"):
         train(run_config([*reviews, f"data.root={tmp_path / 'one'}", "model=logistic_regression"]))
+
+
+def test_the_reviews_are_downloaded_checked_against_the_archive_s_md5(run_config, tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    from dlbook.assembly import build_datamodule
+    from dlbook.data.imdb import MD5, URL
+
+    asked = []
+
+    def fetch(url, download_root, md5=None, **kwargs):  # the checked archive, extracted
+        asked.append((url, md5))
+        write_reviews(Path(download_root), per_class=5)
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", fetch)
+    datamodule = build_datamodule(run_config(["data=bag_of_words"]))  # it downloads what is missing
+    datamodule.setup("fit")
+    assert asked == [(URL, MD5)]
+    assert datamodule.spec.target_names == ("neg", "pos")
+
+
+def test_missing_reviews_name_their_folder_once(run_config, tmp_path):
+    from dlbook.assembly import build_datamodule
+    from dlbook.errors import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError) as refused:
+        build_datamodule(run_config(["data=bag_of_words", "data.download=false"]))
+    assert f"Expected layout: {tmp_path / 'data' / 'aclImdb' / 'train'}/<class>/<document>.txt." in str(refused.value)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from dlbook.data.imdb import URL as IMDB_URL
+from dlbook.data.imdb import MD5 as IMDB_MD5, URL as IMDB_URL
 from dlbook.data.tabular import Table, TabularDataModule
 from dlbook.errors import DlbookError
 
@@ -69,7 +69,7 @@ class BagOfWordsDataModule(TabularDataModule):
                               f"({self.data_dir / 'aclImdb' / 'train'}) are downloaded.")
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(IMDB_URL, str(self.data_dir))
+        download_and_extract_archive(IMDB_URL, str(self.data_dir), md5=IMDB_MD5)
 
     def read_table(self) -> Table:
         folders = self.class_folders()

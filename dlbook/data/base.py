@@ -93,9 +93,9 @@ class DataModule(L.LightningDataModule):
                            for path in missing)
         raise DatasetNotFoundError(
             f"Dataset '{self.name}' is not in {self.data_dir} and {reason}. Missing ({len(missing)}, under that "
-            f"folder): {listed}. Expected layout: {self.data_dir}/{self.layout}. Put the files there, or point "
-            f"paths.data_dir (env DLBOOK_DATA_DIR) at a folder that holds them, or run once on a machine with "
-            f"network access to download them.")
+            f"folder): {listed}. Expected layout: {Path(self.data_dir) / self.layout}. Put the files there, or "
+            f"point paths.data_dir (env DLBOOK_DATA_DIR) at a folder that holds them, or run once on a machine "
+            f"with network access to download them.")
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.data_train is None:
