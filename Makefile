@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install train test test-all clean
+.PHONY: install train test test-all clean clean-outputs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,5 +23,9 @@ test: install
 test-all: install
 	$(PYTHON) -m pytest -m "" $(ARGS)
 
+# Build leftovers only: the runs in outputs/ and multirun/ hold checkpoints, which only clean-outputs removes.
 clean:
-	rm -rf outputs multirun build *.egg-info
+	rm -rf build *.egg-info
+
+clean-outputs:
+	rm -rf outputs multirun

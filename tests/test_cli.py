@@ -204,3 +204,15 @@ def test_an_optimizer_torch_refuses_is_one_paragraph(tmp_path, model, override, 
     assert result.returncode == 1
     assert f"{key} cannot be built: Invalid" in output(result) and "torch.optim.adam.Adam(" not in output(result)
     assert "Traceback" not in output(result)
+
+
+def test_make_clean_removes_build_leftovers_and_keeps_the_runs(tmp_path):
+    for folder in ("build/lib", "dlbook.egg-info", "outputs/train/runs/1/checkpoints", "multirun/2"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "outputs/train/runs/1/checkpoints/last.ckpt").write_bytes(b"weeks of training")
+    subprocess.run(["make", "-f", str(ROOT / "Makefile"), "clean"], cwd=tmp_path, check=True, capture_output=True)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["multirun", "outputs"]
+    assert (tmp_path / "outputs/train/runs/1/checkpoints/last.ckpt").read_bytes() == b"weeks of training"
+    subprocess.run(["make", "-f", str(ROOT / "Makefile"), "clean-outputs"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    assert list(tmp_path.iterdir()) == []
