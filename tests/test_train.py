@@ -151,9 +151,11 @@ def test_a_run_that_would_start_over_another_runs_checkpoints_is_refused_and_the
     assert "test/acc" in tested
 
 
-def test_a_resume_with_other_settings_than_its_run_names_them(run_config, caplog):
+def test_a_resume_with_other_settings_than_its_run_names_them(run_config, tmp_path, caplog):
     train(run_config(["trainer.max_epochs=1", "test=false"]))
     train(run_config(["trainer.max_epochs=2", "test=false", "ckpt_path=last"]))  # a longer run: as it was
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    train(run_config(["trainer.max_epochs=3", "test=false", f"ckpt_path={last}"], run_name="elsewhere"))  # as well
     assert "settings other than" not in caplog.text
     train(run_config(["trainer.max_epochs=3", "test=false", "ckpt_path=last", "data.batch_size=32",
                       "optimizer.lr=0.003"]))

@@ -153,9 +153,10 @@ def check_weights_fit(model, checkpoint: dict, path: Path) -> None:
                           f"overrides of the run that wrote it (its .hydra/overrides.yaml).")
 
 
-# What a resume may change without changing the experiment: how long it runs, and where and on what hardware.
-RESUME_MAY_CHANGE = re.compile(r"^trainer\.(max_epochs|max_steps|max_time|devices|accelerator|num_nodes|strategy)$"
-                               r"|(^|\.)(data_dir|num_workers|download)$")
+# What a resume may change without changing the experiment: how long it runs, on what hardware, where it writes
+# (a resume into a new run directory) and where the data and its caches are.
+RESUME_MAY_CHANGE = re.compile(r"^trainer\.(max_epochs|max_steps|max_time|devices|accelerator|num_nodes|strategy"
+                               r"|default_root_dir)$|(^|\.)(data_dir|cache_dir|num_workers|download)$")
 COMPARED_SECTIONS = ("seed", "data", "model", "optimizer", "scheduler", "trainer")
 
 
