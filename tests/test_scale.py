@@ -231,6 +231,22 @@ def test_a_stop_during_validation_waits_for_its_end_and_resumes_exactly(run_conf
     assert [int(row["epoch"]) for row in read_csv_metrics(interrupted) if row["val/acc"]] == [0, 1]
 
 
+def test_a_stop_after_an_unchecked_nan_loss_keeps_the_last_good_checkpoint(run_config, tmp_path, caplog):
+    # The task checks its losses every log_every_n_steps steps; a stop between two checks saved NaN weights.
+    _, objects = train(run_config(["trainer.max_epochs=1", "test=false"], run_name="one_epoch"))
+    steps_per_epoch = objects["trainer"].global_step
+    diverging = ["trainer.max_epochs=3", "test=false", "trainer.log_every_n_steps=1000", POISON,
+                 "+callbacks.poison.at_epoch=1", "+callbacks.signal._target_=tests.callbacks.SignalAtStep",
+                 f"+callbacks.signal.step={steps_per_epoch + 2}"]
+    with pytest.raises(SIGTERMException):
+        train(run_config(diverging))
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == steps_per_epoch  # epoch 0's
+    assert all(torch.isfinite(weight).all() for weight in last["state_dict"].values())
+    assert f"became NaN or infinite at step {steps_per_epoch}, before the SIGTERM" in caplog.text
+    assert "left as it was, the last good state" in caplog.text
+
+
 def test_last_checkpoint_is_the_newest_epoch_when_the_metric_stops_improving(run_config, tmp_path):
     # lr 0 from the second epoch on: val/acc never improves again, so best.ckpt stays at epoch 0
     train(run_config(["trainer.max_epochs=4", "+callbacks.freeze._target_=tests.callbacks.FreezeAfterEpoch"]))

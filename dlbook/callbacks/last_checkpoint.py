@@ -30,7 +30,8 @@ class LastCheckpoint(ModelCheckpoint):
     epoch's checkpoints too): Lightning would stop mid-validation and, resumed, never run it again, so the
     epoch's validation metrics and its chance at best.ckpt were lost.
 
-    Other errors (a NaN loss, a bug) leave the last good checkpoint as it was.
+    Other errors (a NaN loss, a bug) leave the last good checkpoint as it was, as does a stop after a NaN loss
+    that the task had not checked for yet.
     """
 
     def __init__(self, dirpath: str):
@@ -92,11 +93,18 @@ class LastCheckpoint(ModelCheckpoint):
         if (not isinstance(exception, (SIGTERMException, KeyboardInterrupt))
                 or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking):
             return
-        trainer.save_checkpoint(self.path)
-        self.last_model_path = str(self.path)
         cause = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else signal.Signals(
             self._stop_signal or signal.SIGTERM).name
-        log.info(f"Saved a checkpoint on {cause} at step {trainer.global_step}: {self.path}")
+        # The task reads its recent losses only every few steps: the weights may have diverged since.
+        diverged = getattr(pl_module, "first_nonfinite_step", lambda: None)()
+        if diverged is None:
+            trainer.save_checkpoint(self.path)
+            self.last_model_path = str(self.path)
+            log.info(f"Saved a checkpoint on {cause} at step {trainer.global_step}: {self.path}")
+        else:
+            kept = "left as it was, the last good state" if self.path.exists() else "not written"
+            log.error(f"The training loss became NaN or infinite at step {diverged}, before the {cause}: "
+                      f"{self.path} is {kept}.")
         if self._stop_signal == SUBMITIT_SIGNAL:
             self._previous_handlers[SUBMITIT_SIGNAL](SUBMITIT_SIGNAL, None)  # submitit requeues and exits
 
