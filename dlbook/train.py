@@ -184,7 +184,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         elif changes := changed_settings(checkpoint, cfg):
             log.warning(f"Resuming from {ckpt_path} with settings other than those of the run that wrote it: "
                         f"{'; '.join(changes)}. To continue that run as it was, pass its overrides (its "
-                        f".hydra/overrides.yaml; only the trainer's limits and hardware may change).")
+                        f".hydra/overrides.yaml).")
         del checkpoint
     if cfg.trainer.get("accumulate_grad_batches", 1) != 1 and not model.automatic_optimization:
         raise DlbookError(f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: "

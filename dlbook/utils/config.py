@@ -137,8 +137,9 @@ def instantiate(config, *args, **kwargs):
             cause = cause.__cause__
         if isinstance(cause, DlbookError):
             raise cause from None
-        if user_error_message(cause):
-            raise DlbookError(f"{user_error_message(cause)} (building {config.get('_target_')})") from None
+        message = user_error_message(cause)
+        if message:
+            raise DlbookError(f"{message} (building {config.get('_target_')})") from None
         raise
 
 

@@ -19,8 +19,8 @@ COMPLETED, FAILED, PRUNED = "completed", "failed", "pruned"  # a job's status in
 def guarded(work, cfg):
     """Run work(cfg) and return its result.
 
-    A user error (a DlbookError, or a setting Lightning refuses) in a single run ends the process with its
-    message and exit status 1, no stack trace.
+    A user error (a DlbookError, a setting Lightning refuses, a required value left out: user_error_message) in
+    a single run ends the process with its message and exit status 1, no stack trace.
     In a sweep (-m) any error fails only its job: it is logged, written to the job's metrics.json, and
     None is returned so the sweeper records the trial as failed and goes on. An Optuna trial stopped by its
     pruner is written as pruned, with the metrics it had.
