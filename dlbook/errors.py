@@ -1,5 +1,6 @@
 """Errors that the entry points print as one paragraph instead of a stack trace."""
 
+import errno
 import sys
 
 
@@ -30,8 +31,8 @@ class NonFiniteLossError(DlbookError):
 def user_error_message(error: BaseException) -> str | None:
     """The paragraph to show for an error the user's settings caused: a DlbookError, a Lightning
     MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), the
-    RuntimeError of Lightning's early stopping for such a `monitor`, or a required value (???) left unset; None
-    for any other error, a bug to show with its stack trace."""
+    RuntimeError of Lightning's early stopping for such a `monitor`, a required value (???) left unset, or a full
+    disk; None for any other error, a bug to show with its stack trace."""
     if isinstance(error, DlbookError):
         return str(error)
     lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")  # loaded if Lightning raised it
@@ -43,6 +44,9 @@ def user_error_message(error: BaseException) -> str | None:
     omegaconf_errors = sys.modules.get("omegaconf.errors")
     if omegaconf_errors is not None and isinstance(error, omegaconf_errors.MissingMandatoryValue):
         return f"{error.full_key} is required (??? in the config): pass {error.full_key}=<value>."
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"The disk is full or over its quota ({error}). Checkpoints are written whole or not at all, so "
+                f"the last one written is intact: free some space and resume with ckpt_path=last.")
     return None
 
 

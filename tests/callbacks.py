@@ -1,5 +1,6 @@
 """Callbacks that break a run on purpose, for tests of what happens then, or record what a test checks."""
 
+import errno
 import os
 import signal
 
@@ -77,3 +78,15 @@ class FreezeAfterEpoch(Callback):
             for optimizer in trainer.optimizers:
                 for group in optimizer.param_groups:
                     group["lr"] = 0.0
+
+
+class DiskFullAtEpoch(Callback):
+    """Raises what writing a file raises on a full disk at the end of training epoch `epoch`, after epoch 0's
+    checkpoints."""
+
+    def __init__(self, epoch: int = 1):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch == self.epoch:
+            raise OSError(errno.ENOSPC, "No space left on device")

@@ -96,6 +96,18 @@ def test_a_required_value_left_out_is_one_paragraph(tmp_path, script, prints_con
     assert "Traceback" not in output(result)
 
 
+def test_a_full_disk_is_one_paragraph_and_the_run_resumes_from_its_last_checkpoint(tmp_path):
+    full = ["+callbacks.disk_full._target_=tests.callbacks.DiskFullAtEpoch", "+callbacks.disk_full.epoch=1"]
+    result = run("train.py", "trainer.max_epochs=3", *full, *QUIET, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "The disk is full or over its quota ([Errno 28] No space left on device)" in output(result)
+    assert "Traceback" not in output(result)
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    resumed = run("train.py", "trainer.max_epochs=3", "ckpt_path=last", f"run_dir={run_dir}", *QUIET, cwd=tmp_path)
+    assert resumed.returncode == 0, output(resumed)
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3
+
+
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint", b"PK\x03\x04 truncated zip"])
 def test_corrupt_checkpoint(tmp_path, content):
     bad = tmp_path / "bad.ckpt"
