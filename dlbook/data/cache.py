@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from dlbook.utils.entry import replaced_whole
+
 log = logging.getLogger("dlbook")
 
 
@@ -38,13 +40,10 @@ def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[]
         except Exception as error:  # truncated or from an incompatible version: rebuild it
             log.warning(f"Rebuilding the unreadable cache file {path} ({type(error).__name__}: {error}).")
     result = build()
-    partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(result, partial)
-        partial.replace(path)
+        with replaced_whole(path) as partial:
+            torch.save(result, partial)
     except OSError as error:
         log.warning(f"Could not write the cache file {path} ({error}); it is rebuilt on every run.")
-        if partial.exists():
-            partial.unlink()
     return result

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from dlbook.errors import DlbookError, RunDirectoryInUse, user_error_message
@@ -130,15 +131,22 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
             if getattr(value, "numel", lambda: 1)() == 1}
 
 
-def write_whole(path: Path, text: str) -> None:
-    """Writes the text aside and renames it into place, so a kill mid-write leaves the old file, never half of
-    one, and a reader (a resumed sweep, reproduce.py --resume) never sees a partial file."""
+@contextmanager
+def replaced_whole(path: Path):
+    """A file beside `path` to write, renamed onto `path` when the block ends and removed if it fails, so a kill
+    or a full disk mid-write leaves the old file, never half of one, and a reader (a resumed sweep,
+    reproduce.py --resume, a concurrent run) never sees a partial file."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        partial.write_text(text)
+        yield partial
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_whole(path: Path, text: str) -> None:
+    with replaced_whole(path) as partial:
+        partial.write_text(text)
 
 
 def write_summary(output_dir: str, summary: dict) -> Path:
