@@ -38,6 +38,21 @@ def build_task(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
         raise mismatch(cfg, run_choices, data_spec.describe(), error) from None
 
 
+# The Trainer's counts and their least valid value. Lightning takes these without checking them and later divides
+# by them (`log_every_n_steps=0`: a ZeroDivisionError mid-epoch) or asserts on their type (`max_epochs=abc`).
+TRAINER_COUNTS = {"max_epochs": -1, "min_epochs": 0, "max_steps": -1, "min_steps": 0, "log_every_n_steps": 1,
+                  "check_val_every_n_epoch": 1, "accumulate_grad_batches": 1}
+
+
+def check_trainer_counts(trainer_cfg: DictConfig) -> None:
+    """Refuse a trainer count that is not an integer at or above its least value, before anything is built."""
+    for key, least in TRAINER_COUNTS.items():
+        value = trainer_cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            valid = "-1 (no limit) or an integer from 0 up" if least == -1 else f"an integer from {least} up"
+            raise DlbookError(f"trainer.{key}={value} must be {valid}.")
+
+
 def check_data_kind(cfg: DictConfig, run_choices: dict[str, str]) -> None:
     """The cheap check, before anything is built: the data's spec type against the spec types the task accepts."""
     from hydra.utils import get_class

@@ -31,15 +31,12 @@ class NonFiniteLossError(DlbookError):
 def user_error_message(error: BaseException) -> str | None:
     """The paragraph to show for an error the user's settings caused: a DlbookError, a Lightning
     MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), the
-    RuntimeError of Lightning's early stopping for such a `monitor`, a required value (???) left unset, or a full
-    disk; None for any other error, a bug to show with its stack trace."""
+    RuntimeError of Lightning's early stopping for such a `monitor`, the ValueError or TypeError of a Trainer
+    argument Lightning refuses (`trainer.precision=fp8`), a required value (???) left unset, or a full disk; None
+    for any other error, a bug to show with its stack trace."""
     if isinstance(error, DlbookError):
         return str(error)
-    lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")  # loaded if Lightning raised it
-    if lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException):
-        return f"Lightning refused a setting: {error}"
-    if isinstance(error, RuntimeError) and raised_in(error, "lightning/pytorch/callbacks/early_stopping.py",
-                                                     "_validate_condition_metric"):
+    if refused_by_lightning(error):
         return f"Lightning refused a setting: {error}"
     omegaconf_errors = sys.modules.get("omegaconf.errors")
     if omegaconf_errors is not None and isinstance(error, omegaconf_errors.MissingMandatoryValue):
@@ -50,10 +47,31 @@ def user_error_message(error: BaseException) -> str | None:
     return None
 
 
+def refused_by_lightning(error: BaseException) -> bool:
+    lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")  # loaded if Lightning raised it
+    return ((lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException))
+            or (isinstance(error, RuntimeError)
+                and raised_in(error, "lightning/pytorch/callbacks/early_stopping.py", "_validate_condition_metric"))
+            or (isinstance(error, (ValueError, TypeError)) and raised_by_lightning_in_trainer_init(error)))
+
+
 def raised_in(error: BaseException, file: str, function: str) -> bool:
     """Whether the error was raised by `function` of the file whose path ends in `file`."""
+    frames = traceback_frames(error)
+    return bool(frames) and frames[-1][1] == function and frames[-1][0].endswith(file)
+
+
+def raised_by_lightning_in_trainer_init(error: BaseException) -> bool:
+    """Whether Lightning's own code raised the error while Trainer(...) was checking its arguments."""
+    frames = traceback_frames(error)
+    in_trainer_init = any(function == "__init__" and file.endswith("lightning/pytorch/trainer/trainer.py")
+                          for file, function in frames)
+    return in_trainer_init and "/lightning/" in frames[-1][0]
+
+
+def traceback_frames(error: BaseException) -> list[tuple[str, str]]:
+    """(file as a POSIX path, function) of each frame the error passed through, the one that raised it last."""
     import traceback
     from pathlib import Path
 
-    frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and frames[-1].name == function and Path(frames[-1].filename).as_posix().endswith(file)
+    return [(Path(frame.filename).as_posix(), frame.name) for frame in traceback.extract_tb(error.__traceback__)]

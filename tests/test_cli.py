@@ -62,6 +62,9 @@ def test_missing_dataset_offline(tmp_path):
     ("callbacks.sample_grid.every_n_batches=0", "every_n_batches=0 must be a positive integer"),  # by a callback
     ("seed=abc", "seed=abc is not an integer from 0 to 4294967295"),  # by train.py, before any building
     ("seed=-1", "seed=-1 is not an integer"),  # Lightning would seed with 0 instead
+    # Lightning would take these and fail mid-run: on a type assertion, on a division by zero
+    ("trainer.max_epochs=abc", "trainer.max_epochs=abc must be -1 (no limit) or an integer from 0 up"),
+    ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0 must be an integer from 1 up"),
 ])
 def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, message):
     result = run("train.py", "model=gan", override, *QUIET, cwd=tmp_path)
@@ -79,7 +82,8 @@ def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, me
      "`EarlyStopping` callback to use any of the following: `val/loss`, `val/acc`"),
     pytest.param(["trainer=gpu"], "No supported gpu backend found! (building lightning.pytorch.trainer.Trainer)",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there")),
-], ids=["checkpoint", "early_stopping", "gpu"])
+    (["trainer.precision=fp8"], "Precision 'fp8' is invalid. Allowed precision values: ("),  # Trainer's ValueError
+], ids=["checkpoint", "early_stopping", "gpu", "precision"])
 def test_a_setting_lightning_refuses_is_one_paragraph(tmp_path, overrides, message):
     result = run("train.py", *overrides, "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
     assert result.returncode == 1
