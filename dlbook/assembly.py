@@ -5,7 +5,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.errors import DlbookError, IncompatibleDataError, check_count
 from dlbook.utils.config import config_dir, instantiate
 
 
@@ -47,10 +47,8 @@ TRAINER_COUNTS = {"max_epochs": -1, "min_epochs": 0, "max_steps": -1, "min_steps
 def check_trainer_counts(trainer_cfg: DictConfig) -> None:
     """Refuse a trainer count that is not an integer at or above its least value, before anything is built."""
     for key, least in TRAINER_COUNTS.items():
-        value = trainer_cfg.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            valid = "-1 (no limit) or an integer from 0 up" if least == -1 else f"an integer from {least} up"
-            raise DlbookError(f"trainer.{key}={value} must be {valid}.")
+        if trainer_cfg.get(key) is not None:
+            check_count(f"trainer.{key}", trainer_cfg[key], least)
 
 
 def check_data_kind(cfg: DictConfig, run_choices: dict[str, str]) -> None:

@@ -28,6 +28,16 @@ class NonFiniteLossError(DlbookError):
     """The training loss became NaN or infinite."""
 
 
+COUNT_RANGES = {1: "a positive integer", 0: "a non-negative integer", -1: "-1 (no limit) or a non-negative integer"}
+
+
+def check_count(key: str, value, least: int = 1, note: str = "") -> None:
+    """Refuse a setting that must be a whole number from `least` up (a bool is none), naming it; `note` adds
+    what else it may be or where it came from."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise DlbookError(f"{key}={value} must be {COUNT_RANGES[least]}{note}.")
+
+
 def user_error_message(error: BaseException) -> str | None:
     """The paragraph to show for an error the user's settings caused: a DlbookError, a Lightning
     MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), the

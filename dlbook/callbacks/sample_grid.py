@@ -8,7 +8,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid, save_image
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 
 
 def save_grid(images: torch.Tensor, path: Path, columns: int) -> torch.Tensor:
@@ -26,8 +26,7 @@ class SampleGrid(L.Callback):
     A conditional GAN's grid has one row per class."""
 
     def __init__(self, every_n_batches: int = 500, dirpath: str | None = None):
-        if every_n_batches < 1:
-            raise DlbookError(f"callbacks.sample_grid.every_n_batches={every_n_batches} must be a positive integer")
+        check_count("callbacks.sample_grid.every_n_batches", every_n_batches)
         self.every_n_batches = every_n_batches
         self.dirpath = dirpath
 

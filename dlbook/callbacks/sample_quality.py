@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from dlbook.data.cache import default_cache_dir
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 from dlbook.metrics import frechet_distance, penultimate_features
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,9 @@ class FrechetDistance(L.Callback):
     def __init__(self, features: str = "auto", classifier_ckpt: str | None = None,
                  inception_weights: str | None = None, num_samples: int = 1000, every_n_epochs: int | None = None,
                  max_share: float = 0.1, classifier_epochs: int = 3, cache_dir: str | None = None):
-        if every_n_epochs is not None and every_n_epochs < 1:
-            raise DlbookError(f"callbacks.sample_quality.every_n_epochs={every_n_epochs} must be a positive integer, "
-                              f"or null to measure as often as max_share allows.")
+        if every_n_epochs is not None:
+            check_count("callbacks.sample_quality.every_n_epochs", every_n_epochs,
+                        note=", or null to measure as often as max_share allows")
         self.features = features
         self.extractor = choose_features(features, classifier_ckpt, inception_weights, classifier_epochs, cache_dir)
         self.real_features = None

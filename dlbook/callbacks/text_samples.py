@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from dlbook.data.text import decode, encode, start_token
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 
 
 class TextSamples(L.Callback):
@@ -19,8 +19,7 @@ class TextSamples(L.Callback):
 
     def __init__(self, every_n_epochs: int = 1, length: int = 300, prompt: str = "", temperature: float = 0.8,
                  top_k: int | None = None, seed: int = 0, dirpath: str | None = None):
-        if every_n_epochs < 1:
-            raise DlbookError(f"callbacks.text_samples.every_n_epochs={every_n_epochs} must be a positive integer.")
+        check_count("callbacks.text_samples.every_n_epochs", every_n_epochs)
         self.every_n_epochs, self.length, self.prompt = every_n_epochs, length, prompt
         self.temperature, self.top_k, self.seed = temperature, top_k, seed
         self.dirpath = dirpath

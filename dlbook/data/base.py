@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from dlbook.data.augment import RandomAffine, random_crop, random_flip
 from dlbook.data.batches import TensorImageDataset, TensorsDataset, batch_loader
 from dlbook.data.spec import DataSpec, ImageSpec
-from dlbook.errors import DatasetNotFoundError, DlbookError
+from dlbook.errors import DatasetNotFoundError, DlbookError, check_count
 
 NORMALIZATIONS = ("standard", "symmetric", "unit")
 
@@ -35,8 +35,7 @@ class DataModule(L.LightningDataModule):
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise DlbookError(f"data.val_fraction={val_fraction} must lie in [0, 1).")
-        if batch_size < 1:
-            raise DlbookError(f"data.batch_size={batch_size} must be a positive integer.")
+        check_count("data.batch_size", batch_size)
         if validate_on_test and val_fraction:
             raise DlbookError(f"data.validate_on_test=true validates on the test set, so no validation split is "
                               f"held out of the training set: set data.val_fraction=0 (it is {val_fraction}).")

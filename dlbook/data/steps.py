@@ -5,7 +5,7 @@ from omegaconf import DictConfig
 
 from dlbook.data.base import DataModule
 from dlbook.data.spec import StepsSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import check_count
 
 
 class StepsDataModule(DataModule):
@@ -18,8 +18,7 @@ class StepsDataModule(DataModule):
     spec_type = StepsSpec
 
     def __init__(self, steps_per_epoch: int = 100, **kwargs):
-        if steps_per_epoch < 1:
-            raise DlbookError(f"data.steps_per_epoch={steps_per_epoch} must be a positive integer.")
+        check_count("data.steps_per_epoch", steps_per_epoch)
         super().__init__(batch_size=1, val_fraction=0.0, **kwargs)
         self.steps_per_epoch = steps_per_epoch
 

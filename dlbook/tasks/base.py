@@ -12,11 +12,24 @@ from torch import nn
 from torchmetrics import Metric
 
 from dlbook.data.spec import DataSpec, TokenSpec
-from dlbook.errors import DlbookError, IncompatibleDataError, NonFiniteLossError
+from dlbook.errors import DlbookError, IncompatibleDataError, NonFiniteLossError, check_count
 
 CONFIG_KEY = "dlbook_config"  # checkpoint entry holding the resolved run config, read back by eval.py
 RNG_KEY = "dlbook_rng_states"
+SCHEDULE_LENGTHS = {"step_size", "T_max", "total_steps", "total_epochs"}  # the schedulers' periods, in steps or epochs
 EPOCH_SUMS_KEY = "dlbook_train_epoch_sums"  # the interrupted epoch's training sums, so its means are whole
+
+
+def built(factory: Callable, key: str, advice: str, *args, **kwargs):
+    """factory(*args, **kwargs), for an optimizer or scheduler of the config: a value torch refuses (a negative
+    rate, an unknown mode) is a DlbookError naming the config key, its settings and `advice`."""
+    try:
+        return factory(*args, **kwargs)
+    except (ValueError, TypeError) as error:
+        target = getattr(getattr(factory, "func", factory), "__qualname__", str(factory))
+        settings = ", ".join(f"{name}={value}" for name, value in getattr(factory, "keywords", {}).items())
+        raise DlbookError(f"{key} cannot be built: {error}. It is {target}({settings}); set a valid value, "
+                          f"{advice}.") from None
 
 
 class Task(L.LightningModule):
@@ -139,13 +152,7 @@ class Task(L.LightningModule):
     def build_optimizer(factory: Callable, params, key: str):
         """factory(params=params); a value torch refuses (a negative rate, betas out of range) is a DlbookError
         naming the config key and its settings."""
-        try:
-            return factory(params=params)
-        except (ValueError, TypeError) as error:
-            target = getattr(getattr(factory, "func", factory), "__qualname__", str(factory))
-            settings = ", ".join(f"{name}={value}" for name, value in getattr(factory, "keywords", {}).items())
-            raise DlbookError(f"{key} cannot be built: {error}. It is {target}({settings}); set a valid value, "
-                              f"e.g. {key}.lr=0.001.") from None
+        return built(factory, key, f"e.g. {key}.lr=0.001", params=params)
 
     def scheduler_for(self, optimizer) -> dict | None:
         """Lightning's scheduler entry for optimizer ({"scheduler", "interval"[, "monitor"]}), or None."""
@@ -154,15 +161,19 @@ class Task(L.LightningModule):
             return None
         # Schedules that span the run take their length from the trainer unless the config fixes it.
         keywords = getattr(factory, "keywords", {})
-        if "total_steps" in keywords and keywords["total_steps"] is None:
-            factory.keywords["total_steps"] = self.trainer.estimated_stepping_batches
-        if "T_max" in keywords and keywords["T_max"] is None:
-            interval_is_step = self.scheduler_config.get("interval") == "step"
-            factory.keywords["T_max"] = (self.trainer.estimated_stepping_batches if interval_is_step
-                                         else self.trainer.max_epochs)
-        if "total_epochs" in keywords and keywords["total_epochs"] is None:
-            factory.keywords["total_epochs"] = self.trainer.max_epochs
-        scheduler = {"scheduler": factory(optimizer), "interval": self.scheduler_config.get("interval", "epoch")}
+        steps, epochs = "estimated_stepping_batches", "max_epochs"  # the trainer's, read only when needed
+        run_lengths = {"total_steps": steps, "total_epochs": epochs,
+                       "T_max": steps if self.scheduler_config.get("interval") == "step" else epochs}
+        from_run = {name for name in run_lengths if name in keywords and keywords[name] is None}
+        for name in from_run:
+            factory.keywords[name] = getattr(self.trainer, run_lengths[name])
+        for name in SCHEDULE_LENGTHS & keywords.keys():  # torch divides by them at the first step, mid-run
+            source = ("trainer.max_epochs" if run_lengths.get(name) == epochs
+                      else "the run's steps (trainer.max_steps, or trainer.max_epochs' batches)")
+            check_count(f"scheduler.scheduler.{name}", keywords[name],
+                        note=f"; null took it from {source}" if name in from_run else "")
+        scheduler = {"scheduler": built(factory, "scheduler.scheduler", "or another scheduler=", optimizer),
+                     "interval": self.scheduler_config.get("interval", "epoch")}
         if self.scheduler_config.get("monitor"):
             scheduler["monitor"] = self.scheduler_config["monitor"]
         return scheduler

@@ -7,7 +7,7 @@ import torch
 
 from dlbook import plots
 from dlbook.data.spec import DataSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 from dlbook.nets.unsupervised.kmeans import DISTANCES, KMeans, elbow, fit_kmeans
 from dlbook.nets.unsupervised.pca import PCA
 from dlbook.tasks.unsupervised import SelfUpdatingTask
@@ -44,8 +44,7 @@ class KMeansTask(SelfUpdatingTask):
         super().__init__(data_spec, optimizer, scheduler, init_seed)
         if distance not in DISTANCES:
             raise DlbookError(f"model.distance={distance!r} is not one of {', '.join(DISTANCES)}.")
-        if num_clusters < 1:
-            raise DlbookError(f"model.num_clusters={num_clusters} must be a positive integer.")
+        check_count("model.num_clusters", num_clusters)
         if elbow_ks is not None and (len(elbow_ks) < 3 or any(k < 1 for k in elbow_ks)
                                      or list(elbow_ks) != sorted(set(elbow_ks))):
             raise DlbookError(f"model.elbow_ks={list(elbow_ks)} must be three or more distinct positive ks in "

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbook.data.spec import DataSpec, ImageSpec, VectorSpec
-from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.errors import DlbookError, IncompatibleDataError, check_count
 from dlbook.plots import decision_regions, new_figure, scatter
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.utils.modes import eval_mode
@@ -75,8 +75,7 @@ class GANTask(ManualOptimizationTask):
         super().__init__(data_spec, optimizer, scheduler)
         if loss not in LOSSES:
             raise DlbookError(f"model.loss={loss!r} is not one of {', '.join(LOSSES)}")
-        if n_critic < 1:
-            raise DlbookError(f"model.n_critic={n_critic} must be a positive integer")
+        check_count("model.n_critic", n_critic)
         if clip_value is not None and loss != "wasserstein":
             raise DlbookError(f"model.clip_value={clip_value} clips a WGAN critic; it needs model.loss=wasserstein, "
                               f"not {loss!r}")
