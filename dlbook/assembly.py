@@ -5,7 +5,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlbook.errors import DlbookError, IncompatibleDataError, check_count
+from dlbook.errors import DlbookError, IncompatibleDataError, check_count, raised_by_torch_nn
 from dlbook.utils.config import config_dir, instantiate
 
 
@@ -36,6 +36,15 @@ def build_task(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
         return instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
     except IncompatibleDataError as error:
         raise mismatch(cfg, run_choices, data_spec.describe(), error) from None
+    except (ValueError, TypeError, RuntimeError) as error:
+        if not raised_by_torch_nn(error):  # a bug of dlbook's, to be shown with its stack trace
+            raise
+        net = cfg.model.get("net")
+        key, settings = ("model.net", net) if isinstance(net, DictConfig) else ("model", cfg.model)
+        listed = ", ".join(f"{name}={value}" for name, value in settings.items() if not name.startswith("_")
+                           and not isinstance(value, DictConfig))
+        raise DlbookError(f"model={run_choices.get('model', '?')} cannot be built: torch refused a layer's "
+                          f"setting: {error}. Its {key} settings: {listed}.") from None
 
 
 # The Trainer's counts and their least valid value. Lightning takes these without checking them and later divides

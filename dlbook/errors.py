@@ -79,6 +79,13 @@ def raised_by_lightning_in_trainer_init(error: BaseException) -> bool:
     return in_trainer_init and "/lightning/" in frames[-1][0]
 
 
+def raised_by_torch_nn(error: BaseException) -> bool:
+    """Whether a torch.nn layer raised the error: a layer's own check of its arguments (a dropout above 1, a
+    negative width) while a net was built."""
+    frames = traceback_frames(error)
+    return bool(frames) and "/torch/nn/" in frames[-1][0]
+
+
 def traceback_frames(error: BaseException) -> list[tuple[str, str]]:
     """(file as a POSIX path, function) of each frame the error passed through, the one that raised it last."""
     import traceback

@@ -50,6 +50,15 @@ def test_model_data_mismatch_is_one_paragraph(tmp_path):
     assert "Traceback" not in output(result)
 
 
+def test_a_layer_setting_torch_refuses_is_one_paragraph(tmp_path):
+    result = run("train.py", "model=mlp", "model.net.dropout=2", *QUIET, cwd=tmp_path)
+    assert result.returncode == 1
+    assert ("model=mlp cannot be built: torch refused a layer's setting: dropout probability has to be between 0 "
+            "and 1, but got 2. Its model.net settings: hidden_sizes=[512, 256, 128], activation=relu, dropout=2."
+            in output(result))
+    assert "Traceback" not in output(result)
+
+
 def test_missing_dataset_offline(tmp_path):
     result = run("train.py", "data=mnist", "data.download=false", *QUIET, cwd=tmp_path)
     assert result.returncode == 1
