@@ -1,6 +1,7 @@
 """Errors that the entry points print as one paragraph instead of a stack trace."""
 
 import errno
+import math
 import sys
 
 
@@ -36,6 +37,14 @@ def check_count(key: str, value, least: int = 1, note: str = "") -> None:
     what else it may be or where it came from."""
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise DlbookError(f"{key}={value} must be {COUNT_RANGES[least]}{note}.")
+
+
+def check_number(key: str, value, least: float | None = None, note: str = "") -> None:
+    """Refuse a setting that must be a finite number (from `least` up, if given), naming it."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or (least is not None and value < least)):
+        bound = f" from {least} up" if least is not None else ""
+        raise DlbookError(f"{key}={value} must be a finite number{bound}{note}.")
 
 
 def user_error_message(error: BaseException) -> str | None:

@@ -35,11 +35,16 @@ def embed(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     from dlbook.assembly import restore_task
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, check_count
     from dlbook.utils.checkpoints import resolve_checkpoint
 
     if cfg.projection not in (None, *PROJECTIONS):
         raise DlbookError(f"projection={cfg.projection!r} is not one of {', '.join(PROJECTIONS)}, or null.")
+    check_count("k", cfg.k)
+    check_count("plot_limit", cfg.plot_limit)
+    check_count("seed", cfg.seed, 0)
+    if cfg.limit is not None:
+        check_count("limit", cfg.limit, note=", or null for all the vectors")
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, str(output_dir))
     task, datamodule, choices = restore_task(ckpt_path, "embed.py")

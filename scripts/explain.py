@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig
 
 from dlbook.utils.config import config_dir, register_resolvers
-from dlbook.utils.entry import guarded
+from dlbook.utils.entry import check_output_path, distinct_stems, guarded
 
 log = logging.getLogger("dlbook.explain")
 register_resolvers()
@@ -32,13 +32,18 @@ def explain(cfg: DictConfig) -> list[Path]:
     from dlbook import interpret
     from dlbook.assembly import restore_task
     from dlbook.data.spec import ImageSpec
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, check_count, check_number
     from dlbook.tasks.classification import ClassificationTask
     from dlbook.utils.checkpoints import resolve_checkpoint
     from dlbook.utils.config import instantiate_group
 
     if cfg.method not in interpret.METHODS:
         raise DlbookError(f"method={cfg.method} is not one of {', '.join(interpret.METHODS)}.")
+    for key, least in (("max_images", 1), ("steps", 1), ("blur_every", 0), ("seed", 0)):
+        check_count(key, cfg[key], least)
+    check_number("lr", cfg.lr, 0)
+    check_number("l2", cfg.l2, 0)
+    check_output_path("output_dir", cfg.output_dir, folder=True)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, HydraConfig.get().runtime.output_dir)
     task, datamodule, choices = restore_task(ckpt_path, "explain.py")
     if not isinstance(task, ClassificationTask) or not isinstance(task.data_spec, ImageSpec):
@@ -60,7 +65,7 @@ def explain(cfg: DictConfig) -> list[Path]:
         if not path.exists():
             raise DlbookError(f"image={path} does not exist: give a file, or a folder of them.")
         names, images = read_image_inputs(path, task.data_spec, datamodule)
-        names, images = [Path(name).stem for name in names[:cfg.max_images]], images[:cfg.max_images].to(task.device)
+        names, images = distinct_stems(names[:cfg.max_images]), images[:cfg.max_images].to(task.device)
         targets = None if target is None else torch.full((len(images),), target, device=task.device)
         pictures = dict(zip(names, interpret.explanation_images(net, images, cfg.method, targets, layer)))
     elif cfg.method == "filters":

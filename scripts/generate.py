@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from dlbook.utils.config import config_dir, register_resolvers
-from dlbook.utils.entry import guarded
+from dlbook.utils.entry import check_output_path, guarded
 
 log = logging.getLogger("dlbook.generate")
 register_resolvers()
@@ -27,11 +27,15 @@ def generate(cfg: DictConfig) -> str:
 
     from dlbook.assembly import restore_task
     from dlbook.data.text import decode, encode, start_token
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, check_count, check_number
     from dlbook.utils.checkpoints import resolve_checkpoint
 
-    if cfg.length < 0:
-        raise DlbookError(f"length={cfg.length} must be a number of tokens, 0 or more.")
+    check_count("length", cfg.length, 0)
+    check_number("temperature", cfg.temperature, 0, note=" (0: greedy)")
+    if cfg.top_k is not None:
+        check_count("top_k", cfg.top_k, note=", or null for the whole vocabulary")
+    check_count("seed", cfg.seed, 0)
+    check_output_path("output", cfg.output)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, HydraConfig.get().runtime.output_dir)
     task, _, choices = restore_task(ckpt_path, "generate.py")
     if not hasattr(task, "generate"):

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from dlbook.utils.config import config_dir, register_resolvers
-from dlbook.utils.entry import guarded
+from dlbook.utils.entry import check_output_path, distinct_stems, guarded
 
 log = logging.getLogger("dlbook.sample")
 register_resolvers()
@@ -30,11 +30,16 @@ def sample(cfg: DictConfig) -> Path:
 
     from dlbook.assembly import restore_task
     from dlbook.callbacks.sample_grid import save_grid
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, check_count
     from dlbook.utils.checkpoints import resolve_checkpoint
 
-    if cfg.n < 1:
-        raise DlbookError(f"n={cfg.n} must be a positive number of images")
+    from dlbook.data.image_folder import IMAGE_SUFFIXES
+
+    check_count("n", cfg.n)
+    check_count("seed", cfg.seed, 0)
+    check_output_path("output", cfg.output, suffixes=IMAGE_SUFFIXES)
+    if cfg.output_dir:
+        check_output_path("output_dir", cfg.output_dir, folder=True)
     if cfg.direction not in ("AB", "BA"):
         raise DlbookError(f"direction={cfg.direction} must be AB (translate A images with G_AB) or BA (B images "
                           f"with G_BA)")
@@ -49,7 +54,7 @@ def sample(cfg: DictConfig) -> Path:
         raise DlbookError(f"ckpt_path={ckpt_path} holds model={choices.get('model')}: {error}") from None
     save_grid(grid, Path(cfg.output), columns)
     if cfg.output_dir:
-        names = [file.stem for file in files] or [f"{index:05d}" for index in range(len(outputs))]
+        names = distinct_stems(files) or [f"{index:05d}" for index in range(len(outputs))]
         for name, image in zip(names, outputs):
             save_grid(image[None], Path(cfg.output_dir) / f"{name}.png", 1)  # one image: no padding
     source = f"{len(files)} images of {cfg.input} ({cfg.direction})" if files else f"{len(outputs)} samples"

@@ -5,7 +5,7 @@
 
 Rebuilds the net and its vocabularies from the checkpoint, tokenises each text as the training sources were (words
 it never saw read as <unk>), decodes greedily or with beam search, prints the translations and writes them to
-`output=` (source<TAB>translation lines), with the attention of each beside it (attention.png).
+`output=` (source<TAB>translation lines), with the attention of each beside it (<output name>_attention.png).
 """
 
 import logging
@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig
 
 from dlbook.utils.config import config_dir, register_resolvers
-from dlbook.utils.entry import guarded
+from dlbook.utils.entry import check_output_path, guarded
 
 log = logging.getLogger("dlbook.translate")
 register_resolvers()
@@ -27,10 +27,16 @@ def translate(cfg: DictConfig) -> list[str]:
 
     from dlbook.assembly import restore_task
     from dlbook.data.pairs import target_tokens
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, check_count, check_number
     from dlbook.tasks.seq2seq import attention_figure
     from dlbook.utils.checkpoints import resolve_checkpoint
 
+    for key, note in (("beam_size", " (1: greedy)"), ("max_length", "")):
+        if cfg[key] is not None:
+            check_count(key, cfg[key], note=f"{note}, or null for the model's own")
+    if cfg.length_penalty is not None:
+        check_number("length_penalty", cfg.length_penalty, note=", or null for the model's own")
+    output = check_output_path("output", cfg.output)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, HydraConfig.get().runtime.output_dir)
     task, datamodule, choices = restore_task(ckpt_path, "translate.py")
     if not hasattr(datamodule, "encode_sources"):
@@ -38,8 +44,6 @@ def translate(cfg: DictConfig) -> list[str]:
                           f"which does not translate; translate.py takes sequence-to-sequence models "
                           f"(model=seq2seq, transformer).")
     if cfg.beam_size is not None:
-        if cfg.beam_size < 1:
-            raise DlbookError(f"beam_size={cfg.beam_size} must be 1 (greedy) or more.")
         task.beam_size = cfg.beam_size
     if cfg.length_penalty is not None:
         task.length_penalty = cfg.length_penalty
@@ -50,12 +54,13 @@ def translate(cfg: DictConfig) -> list[str]:
         decoded, _, attention = task.decode(sources.to(task.device), cfg.max_length)
     spec = task.data_spec
     translations = [spec.separator.join(target_tokens(row, spec)) for row in decoded.cpu()]
-    output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("".join(f"{text}\t{translation}\n" for text, translation in zip(texts, translations)),
                       encoding="utf-8")
     if attention is not None:
-        attention_figure(sources, decoded, attention, spec).savefig(output.parent / "attention.png", dpi=120)
+        # named after the output, so another translation into the same folder keeps its own
+        attention_figure(sources, decoded, attention, spec).savefig(output.with_name(f"{output.stem}_attention.png"),
+                                                                   dpi=120)
     for text, translation in zip(texts, translations):
         print(f"{text} -> {translation}")
     log.info(f"Wrote {len(texts)} translations of model={choices.get('model')} from {ckpt_path} to {output}")

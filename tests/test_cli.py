@@ -257,3 +257,34 @@ def test_make_clean_removes_build_leftovers_and_keeps_the_runs(tmp_path):
     subprocess.run(["make", "-f", str(ROOT / "Makefile"), "clean-outputs"], cwd=tmp_path, check=True,
                    capture_output=True)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script, overrides, message", [
+    ("sample", ["n=abc"], "n=abc must be a positive integer."),
+    ("sample", ["output={tmp}/grid.txt"], "grid.txt must end in one of .bmp, .gif, .jpeg"),  # PIL: unknown extension
+    ("generate", ["length=abc"], "length=abc must be a non-negative integer."),  # was a TypeError comparing it
+    ("generate", ["temperature=nan"], "temperature=nan must be a finite number from 0 up (0: greedy)."),
+    ("generate", ["top_k=2.5"], "top_k=2.5 must be a positive integer, or null for the whole vocabulary."),
+    ("generate", ["output={tmp}"], "is a folder; give a file path."),  # IsADirectoryError once the text was made
+    ("translate", ["text=hi", "max_length=0"], "max_length=0 must be a positive integer"),  # 0 meant the default
+    ("translate", ["text=hi", "beam_size=2.5"], "beam_size=2.5 must be a positive integer (1: greedy)"),
+    ("translate", ["text=hi", "length_penalty=abc"], "length_penalty=abc must be a finite number"),
+    ("explain", ["max_images=-1"], "max_images=-1 must be a positive integer."),  # a slice: all images but one
+    ("explain", ["output_dir={tmp}/notes.txt/x"], "which is a file, not a folder"),
+    ("embed", ["limit=-3"], "limit=-3 must be a positive integer, or null"),  # a slice: all vectors but 3
+    ("embed", ["k=0"], "k=0 must be a positive integer."),
+], ids=lambda value: value if isinstance(value, str) and " " not in value else None)
+def test_a_bad_script_setting_is_refused_before_any_work(tmp_path, script, overrides, message):
+    """Each script checks its own settings before it reads the checkpoint (none exists here)."""
+    import importlib
+
+    from dlbook.errors import DlbookError
+    from dlbook.utils.config import compose_run
+
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    overrides = [override.format(tmp=tmp_path) for override in overrides]
+    cfg = compose_run([f"ckpt_path={tmp_path / 'no.ckpt'}", f"paths.log_dir={tmp_path}", *overrides],
+                      tmp_path / "run", script)
+    with pytest.raises(DlbookError) as refused:
+        getattr(importlib.import_module(f"scripts.{script}"), script)(cfg)
+    assert message in str(refused.value)

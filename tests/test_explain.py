@@ -139,6 +139,17 @@ def test_explain_writes_a_png_per_image(checkpoint_dir, method, files):
     assert written[0].parent == checkpoint_dir / method / method
 
 
+def test_images_of_one_name_in_two_formats_each_get_their_own_explanation(checkpoint_dir):
+    folder = checkpoint_dir / "two_formats"
+    folder.mkdir()
+    with Image.open(checkpoint_dir / "digits" / "0.png") as image:
+        image.save(folder / "0.png")
+        image.save(folder / "0.jpg")
+    written = explained(checkpoint_dir, f"image={folder}", "method=saliency", name="two_formats")
+    assert sorted(path.name for path in written) == ["0_jpg.png", "0_png.png"]
+    assert all(path.is_file() for path in written)
+
+
 @pytest.mark.parametrize("override, message", [
     ("method=gradcamm", "method=gradcamm is not one of gradcam, saliency, guided_backprop, guided_gradcam, "
                         "feature_maps, filters, activation_max"),

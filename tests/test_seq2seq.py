@@ -291,8 +291,12 @@ def test_translate_script_reads_new_text_with_the_checkpoints_vocabulary(run_con
     greedy = translated("text=[She likes the red car.,We see the dog.]", name="a")
     assert greedy == ["elle aime la voiture rouge .", "nous voyons le chien ."]
     assert translated("text=[She likes the red car.,We see the dog.]", "beam_size=4", name="b") == greedy
-    assert (tmp_path / "a" / "attention.png").is_file() and (tmp_path / "a" / "translations.txt").read_text(
-        encoding="utf-8").splitlines()[1] == "We see the dog.\tnous voyons le chien ."
+    assert (tmp_path / "a" / "translations.txt").read_text(encoding="utf-8").splitlines()[1] == (
+        "We see the dog.\tnous voyons le chien .")
+    figure = tmp_path / "a" / "translations_attention.png"
+    drawn = figure.read_bytes()
+    translated("text=[We see the dog.]", f"output={tmp_path / 'a' / 'dog.txt'}", name="a")
+    assert figure.read_bytes() == drawn and (tmp_path / "a" / "dog_attention.png").is_file()  # each keeps its own
     assert translated("text=[She likes the zebra.]", name="c")[0].startswith("elle aime")  # <unk>: still decoded
     with pytest.raises(DlbookError, match="holds no token"):
         translated("text=[' ']", name="d")

@@ -131,6 +131,29 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
             if getattr(value, "numel", lambda: 1)() == 1}
 
 
+def check_output_path(key: str, path, folder: bool = False, suffixes=()) -> Path:
+    """The output file (or `folder`) a script was given, refused before any work if it cannot be written there:
+    a folder where a file is meant or the reverse, a path under a file, a suffix its writer does not know."""
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        raise DlbookError(f"{key}={path} is a {'file' if folder else 'folder'}; give a "
+                          f"{'folder' if folder else 'file'} path.")
+    blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise DlbookError(f"{key}={path} lies under {blocking}, which is a file, not a folder.")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise DlbookError(f"{key}={path} must end in one of {', '.join(sorted(suffixes))}.")
+    return path
+
+
+def distinct_stems(names) -> list[str]:
+    """Each input file's name without its suffix, to name an output after it; where two inputs share that stem
+    (a.png, a.jpg) the suffix stays in (a_png, a_jpg), so neither output is written over the other."""
+    stems = [Path(name).stem for name in names]
+    return [stem if stems.count(stem) == 1 else f"{stem}_{Path(name).suffix.lstrip('.')}"
+            for stem, name in zip(stems, names)]
+
+
 @contextmanager
 def replaced_whole(path: Path):
     """A file beside `path` to write, renamed onto `path` when the block ends and removed if it fails, so a kill
