@@ -110,3 +110,28 @@ def test_a_checkpoint_whose_config_holds_an_interpolation_is_refused_unread(tmp_
     assert "holds a run config with interpolations (data.data_dir: ${run_directory:null," in output(result)
     assert "Traceback" not in output(result)
     assert not made.exists()
+
+
+@pytest.mark.parametrize("saved", [
+    "mlp",  # was an AttributeError
+    {"config": {"data": {}}, "choices": {}},  # no model: a ConfigAttributeError where it was read
+    {"config": {"data": {}, "model": {}}, "choices": ["mlp"]},
+])
+def test_a_damaged_run_config_is_refused_in_one_paragraph(tmp_path, saved):
+    from dlbook.errors import CheckpointError
+    from dlbook.tasks.base import CONFIG_KEY
+    from dlbook.utils.checkpoints import saved_run_config
+
+    with pytest.raises(CheckpointError, match="holds a damaged dlbook run config"):
+        saved_run_config({CONFIG_KEY: saved, "state_dict": {}}, tmp_path / "damaged.ckpt", "eval.py")
+
+
+def test_a_run_directory_without_best_ckpt_names_the_checkpoints_it_holds(tmp_path):
+    from dlbook.errors import CheckpointError
+    from dlbook.utils.checkpoints import resolve_checkpoint
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"its checkpoints/ holds last.ckpt: give ckpt_path=.*run/checkpoints/"
+                                              r"last.ckpt"):
+        resolve_checkpoint(str(tmp_path / "run"), str(tmp_path / "elsewhere"))

@@ -91,8 +91,10 @@ def resolve_checkpoint(ckpt_path: str, output_dir: str) -> Path:
         candidates = [path / "checkpoints" / "best.ckpt", path / "best.ckpt"]
         found = next((candidate for candidate in candidates if candidate.exists()), None)
         if found is None:
-            raise CheckpointError(f"ckpt_path={ckpt_path} is a directory without checkpoints/best.ckpt; "
-                                  f"give a .ckpt file or a run directory.")
+            others = sorted(file.name for file in (path / "checkpoints").glob("*.ckpt"))
+            held = (f"; its checkpoints/ holds {', '.join(others)}: give ckpt_path={path / 'checkpoints' / others[-1]}"
+                    if others else "; give a .ckpt file or a run directory")
+            raise CheckpointError(f"ckpt_path={ckpt_path} is a directory without checkpoints/best.ckpt{held}.")
         path = found
     return check_checkpoint(path)
 
@@ -187,6 +189,11 @@ def saved_run_config(checkpoint: dict, path: Path, reader: str):
     if saved is None:
         raise CheckpointError(f"ckpt_path={path} holds no dlbook run config; {reader} reads checkpoints "
                               f"written by train.py.")
+    # train.py writes {"config": {..., "data": {...}, "model": {...}}, "choices": {...}}; anything else was not
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict) and isinstance(saved.get("choices"), dict)
+            and all(isinstance(saved["config"].get(section), dict) for section in ("data", "model"))):
+        raise CheckpointError(f"ckpt_path={path} holds a damaged dlbook run config (not the config, data, model "
+                              f"and choices train.py writes); {reader} cannot rebuild its model from it.")
     check_saved_config(saved["config"], path)
     return OmegaConf.create(saved["config"]), saved["choices"]
 
