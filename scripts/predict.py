@@ -15,13 +15,14 @@ sequence-to-sequence models with scripts/translate.py.
 import csv
 import json
 import logging
+import math
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from dlbook.utils.config import config_dir, register_resolvers
-from dlbook.utils.entry import guarded
+from dlbook.utils.entry import check_output_path, guarded
 
 log = logging.getLogger("dlbook.predict")
 register_resolvers()
@@ -32,11 +33,13 @@ def predict(cfg: DictConfig) -> list[dict]:
     from hydra.core.hydra_config import HydraConfig
 
     from dlbook.assembly import restore_task
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, check_count
     from dlbook.tasks.classification import ClassificationTask
     from dlbook.tasks.regression import RegressionTask
     from dlbook.utils.checkpoints import resolve_checkpoint
 
+    check_count("batch_size", cfg.batch_size)
+    check_output_path("output", cfg.output)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, HydraConfig.get().runtime.output_dir)
     task, datamodule, choices = restore_task(ckpt_path, "predict.py")
     if not isinstance(task, (ClassificationTask, RegressionTask)) or task.data_spec.kind == "time_series":
@@ -70,9 +73,13 @@ def read_inputs(path: Path, task, datamodule):
         files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
         if not files:
             raise DlbookError(f"input={path} holds no .txt file: a text classifier reads one review a file.")
-        from dlbook.data.imdb import read_reviews
+        from dlbook.data.imdb import read_reviews, tokenize
 
-        return [str(file) for file in files], datamodule.encode_texts(read_reviews(files))
+        texts = read_reviews(files)
+        wordless = next((file for file, text in zip(files, texts) if not tokenize(text)), None)
+        if wordless is not None:  # it would be classified from padding alone
+            raise DlbookError(f"{wordless} holds no words: a text classifier reads one review a file.")
+        return [str(file) for file in files], datamodule.encode_texts(texts)
     if isinstance(spec, TabularSpec):
         return read_table_rows(path, spec, datamodule)
     raise DlbookError(f"predict.py does not read inputs for {spec.describe()} data.")
@@ -80,35 +87,46 @@ def read_inputs(path: Path, task, datamodule):
 
 def read_table_rows(path: Path, spec, datamodule):
     """A CSV file's rows of the training feature columns (by name, any order; other columns are ignored),
-    scaled with the training rows' statistics."""
+    scaled with the training rows' statistics; each named by its line in the file."""
     import torch
 
     from dlbook.errors import DlbookError
 
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
-    missing = [name for name in spec.feature_names if not rows or name not in rows[0]]
+    if path.is_dir():
+        raise DlbookError(f"input={path} is a folder: a table model reads the rows of one CSV file.")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:  # -sig: a spreadsheet's byte-order mark
+            reader = csv.DictReader(file)
+            rows = [(reader.line_num, row) for row in reader]  # blank lines are skipped, so count them here
+            columns = reader.fieldnames or ()
+    except UnicodeDecodeError as error:
+        raise DlbookError(f"input={path} is not UTF-8 text (byte {error.start}: {error.reason}): write the CSV "
+                          f"file as UTF-8.") from None
+    missing = [name for name in spec.feature_names if name not in columns]
     if missing:
         raise DlbookError(f"input={path} lacks the feature columns {', '.join(missing)}; the model reads "
                           f"{', '.join(spec.feature_names)} (a header row names them).")
+    if not rows:
+        raise DlbookError(f"input={path} has a header row but no rows to predict for.")
     values = []
-    for number, row in enumerate(rows, start=2):
-        try:
-            values.append([float(row[name]) for name in spec.feature_names])
-        except ValueError:
-            bad = next(name for name in spec.feature_names if not is_number(row[name]))
-            raise DlbookError(f"Line {number} of {path}: {bad}={row[bad]!r} is not a number.") from None
+    for number, row in rows:
+        bad = next((name for name in spec.feature_names if not is_number(row[name])), None)
+        if bad is not None:
+            problem = (f"{bad} is missing: the line has fewer fields than the header" if row[bad] is None
+                       else f"{bad}={row[bad]!r} is not a finite number")
+            raise DlbookError(f"Line {number} of {path}: {problem}.")
+        values.append([float(row[name]) for name in spec.feature_names])
     datamodule.setup("fit")  # the training rows' statistics
     scaling = datamodule.scaling
     features = (torch.tensor(values, dtype=torch.float32) - scaling.feature_offset) / scaling.feature_scale
-    return [f"{path.name}:{number}" for number in range(2, len(rows) + 2)], features
+    return [f"{path.name}:{number}" for number, _ in rows], features
 
 
-def is_number(text: str) -> bool:
+def is_number(text: str | None) -> bool:
+    """Whether a field is a finite number: None (a short row's missing field), nan and inf are not."""
     try:
-        float(text)
-        return True
-    except ValueError:
+        return math.isfinite(float(text))
+    except (TypeError, ValueError):
         return False
 
 

@@ -29,16 +29,43 @@ def read_image_inputs(path: Path, spec, datamodule) -> tuple[list[str], torch.Te
 
 
 def decode_images(files: list[Path], size: int, channels: int) -> torch.Tensor:
-    """uint8 (N, channels, size, size): each file decoded, converted to grey or RGB and resized once."""
+    """uint8 (N, channels, size, size): each file decoded, converted to grey or RGB and resized once; a file
+    that is not a whole image is refused, naming it."""
     from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
     images = np.empty((len(files), size, size, channels), dtype=np.uint8)
     for i, path in enumerate(files):
-        with Image.open(path) as image:
-            image = image.convert(mode).resize((size, size), Image.BILINEAR)
-            images[i] = np.asarray(image).reshape(size, size, channels)
+        try:
+            with Image.open(path) as image:
+                image = eight_bits(image, path).convert(mode).resize((size, size), Image.BILINEAR)
+                images[i] = np.asarray(image).reshape(size, size, channels)
+        except (OSError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
+            raise DlbookError(f"{path} cannot be read as an image ({error}): give whole image files "
+                              f"({', '.join(sorted(IMAGE_SUFFIXES))}), or remove this one.") from None
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
+# The full scale of the modes Pillow decodes 16-bit files into (I for 16-bit PGM, and PNG in older Pillows) and
+# float files into (F, whose usual scale is 0 to 1): its own conversion to 8 bits clips at 255 instead of scaling.
+FULL_SCALE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+
+
+def eight_bits(image, path: Path):
+    """The image with 8 bits a channel: a 16-bit, 32-bit integer or float one scaled from its full scale to
+    0..255; values outside it, whose scale is unknown, are refused."""
+    from PIL import Image
+
+    full = FULL_SCALE.get(image.mode)
+    if full is None:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    low, high = values.min(), values.max()
+    if not 0 <= low <= high <= full:  # NaN fails too
+        raise DlbookError(f"{path} is a mode {image.mode} image with values from {low:g} to {high:g}; integer "
+                          f"images are read as 16-bit (0 to 65535), float ones as 0 to 1: convert it to one of "
+                          f"those, or to 8 bits.")
+    return Image.fromarray(np.rint(values * (255 / full)).astype(np.uint8))
 
 
 class ImageFolderDataModule(InMemoryImageDataModule):
