@@ -15,7 +15,6 @@ sequence-to-sequence models with scripts/translate.py.
 import csv
 import json
 import logging
-import math
 from pathlib import Path
 
 import hydra
@@ -124,10 +123,9 @@ def read_table_rows(path: Path, spec, datamodule):
 
 def is_number(text: str | None) -> bool:
     """Whether a field is a finite number: None (a short row's missing field), nan and inf are not."""
-    try:
-        return math.isfinite(float(text))
-    except (TypeError, ValueError):
-        return False
+    from dlbook.data.parsing import finite_number
+
+    return text is not None and finite_number(text) is not None
 
 
 def describe(task, outputs) -> list[dict]:

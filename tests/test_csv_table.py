@@ -136,10 +136,26 @@ HEADER = "size,city,price\n"
     (HEADER + "1,Avon,2\n2.5,Bath,3\n3,Cork\n", [],
      r"{path}, line 4: 2 fields where the header has 3 \(size, city, price\)."),
     (HEADER + "1,Avon,2\n2.5,Bath,3\nlarge,Cork,4\n", [],
-     r"{path}, line 4: column 'size' holds 'large', which is not a number, in a column of numbers. Fix the value; "
-     r"or, if the column holds categories, list it in data.categorical"),
+     r"{path}, line 4: column 'size' holds 'large', which is no finite number, in a column of numbers. Fix the "
+     r"value; or, if the column holds categories, list it in data.categorical"),
     (HEADER + "1,Avon,2\n2,Bath,3\n", ["data.categorical=[size]"],
-     r"{path}, line 2: column 'city' holds 'Avon', which is not a number"),  # only the columns named are categorical
+     r"{path}, line 2: column 'city' holds 'Avon', which is no finite"),  # only the columns named are categorical
+    # inf, nan and 1e999 (inf) are numbers to float(), but would train into NaN losses; they are no category either
+    (HEADER + "1,Avon,2\n-inf,Bath,3\n", [], r"{path}, line 3: column 'size' holds '-inf', which is no finite "
+                                            r"number, in a column of numbers. Fix the value; or, if '-inf' marks"),
+    (HEADER + "1,Avon,2\n2,Bath,1e999\n", [], r"{path}, line 3: column 'price' holds '1e999', which is no finite"),
+    (HEADER + "1,Avon,2\n2,Bath,NAN\n", [], r"{path}, line 3: column 'price' holds 'NAN', which is no finite"),
+    # A typo in a column of numbers does not make each distinct number a class: the target is regressed and the
+    # values that are no numbers are named, the first five.
+    (HEADER + "1,Avon,2\n2,Bath,3.5x\n3,Cork,4\n", [], r"{path}, line 3: column 'price' holds '3.5x', which is no "
+                                                      r"finite number, in a column of numbers. Fix the value; or, to "
+                                                      r"classify the target's values, set data.task=classification"),
+    (HEADER + "".join(f"{row},Avon,{row if row % 3 else f'x{row}'}\n" for row in range(1, 30)), [],
+     r"{path}, line 4: column 'price' holds 'x3', which is no finite number, in a column of numbers \(8 more: line "
+     r"7 'x6', line 10 'x9', line 13 'x12', line 16 'x15', ...\)\."),
+    # A quote left open swallows the rows after it into one field: silently, when the field is the row's last.
+    ("size,price,city\n1,2,\"Avon\n2,3,Bath\n", [], r"{path}, line 2: a field opened with a quote \(\"\) does not "
+                                                r"close on that line and runs on to line 3. A quote is likely"),
     (HEADER + "1,Avon,2\n2,Bath,dear\n", ["data.task=regression"],
      r"line 3: column 'price' holds 'dear', .* to classify the target's values, set data.task=classification"),
     (HEADER + "1,Avon,2\n2,Bath,3\n", ["+data.categories.city=[Avon]"],
@@ -159,6 +175,15 @@ def test_bad_files_get_one_paragraph_naming_what_is_wrong(run_config, tmp_path, 
     with pytest.raises(DlbookError, match=message.format(path=path)) as error:
         instantiate(cfg.data).table
     assert "\n" not in str(error.value)
+
+
+def test_a_quote_left_open_in_a_long_file_names_its_line(run_config, tmp_path):
+    # Beyond 131072 characters the csv module stops, "field larger than field limit": it names no line.
+    (tmp_path / "houses.csv").write_text(HEADER + '1,Avon,2\n2,"Bath,3\n' + "3,Cork,4\n" * 15_000)
+    with pytest.raises(DlbookError, match=r"houses.csv, line 3: a field opened with a quote \(\"\) does not close "
+                                          r"on that line and runs on over 131072 characters. A quote is likely "
+                                          r"missing or stray on line 3"):
+        instantiate(run_config(["data=csv", f"data.path={tmp_path / 'houses.csv'}", "data.target=price"]).data).table
 
 
 def test_a_missing_file_is_named_with_its_path(run_config, tmp_path):

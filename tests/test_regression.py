@@ -110,6 +110,36 @@ def test_boston_housing_file_is_read(run_config, tmp_path):
     assert math.isfinite(trained["test/rmse"])
 
 
+def set_value(path: Path, line: int, column: int, value: str) -> None:
+    lines = path.read_text().splitlines()
+    fields = lines[line - 1].split()
+    fields[column] = value
+    lines[line - 1] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: set_value(path, 3, 0, "nan"), r"{path}, line 3: column CRIM holds 'nan', which is no finite number; "
+                                                r"expected boston_housing/housing.data \(whitespace-separated numbers"),
+    (lambda path: set_value(path, 5, 13, "1e999"), r"{path}, line 5: column MEDV holds '1e999', which is no finite"),
+    (lambda path: path.write_text(path.read_text()[:-50]), r"{path}, line 40: \d+ values where 14 are expected"),
+    (lambda path: path.write_text(""), r"{path} is empty; expected boston_housing/housing.data"),
+    (make_folder, r"{path} is a folder; expected the file boston_housing/housing.data"),
+])
+def test_a_damaged_boston_housing_file_names_line_column_and_value(run_config, tmp_path, damage, message):
+    write_boston(tmp_path / "data")
+    path = tmp_path / "data" / "boston_housing" / "housing.data"
+    damage(path)
+    with pytest.raises(DlbookError, match=message.format(path=path)) as error:
+        datamodule_of(run_config, ["data=boston_housing", "data.download=false"])
+    assert "\n" not in str(error.value)
+
+
 def test_boston_housing_without_test_rows_refuses_to_test(run_config, tmp_path):
     write_boston(tmp_path / "data")
     datamodule = datamodule_of(run_config, ["data=boston_housing", "data.download=false", "data.test_fraction=0"])

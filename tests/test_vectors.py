@@ -1,5 +1,7 @@
 """Pretrained word vectors (model.embedding.pretrained=<file>) start a word model's embedding."""
 
+import gzip
+
 import pytest
 import torch
 
@@ -89,5 +91,26 @@ def test_bad_vectors_are_refused(run_config, reviews, change, message):
 
 def test_a_damaged_file_names_its_line(run_config, reviews, tmp_path):
     (tmp_path / "vectors.txt").write_text("great 1 0 0 0\nawful 1 zero 0 0\n")
-    with pytest.raises(DlbookError, match=r"line 2, holds a value that is not a number"):
+    with pytest.raises(DlbookError, match=r"line 2, holds 'zero', which is no finite number, in the vector of 'awful'"):
         built(run_config, reviews)
+
+
+LINES = "".join(f"word{row} {row} 0.5 -1 2\n" for row in range(2000)) + "café 1 2 3 4\n"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    # a NaN component trains into NaN losses
+    ("vectors.txt", "a 1 0 0 0\nb 0 nan 0 0\n", r"vectors.txt, line 2, holds 'nan', which is no finite number, in the "
+                                               r"vector of 'b'"),
+    ("vectors.txt", "a 1 0 0 0\nb 0 0 0 -1e999\n", r"line 2, holds '-1e999', which is no finite number"),
+    # latin-1 text: decoded with replacement characters, its accented words would go unmatched, silently
+    ("vectors.txt", LINES.encode("latin-1"), r"vectors.txt, line 2001, holds the byte 0xe9, which is not UTF-8"),
+    ("vectors.txt.gz", gzip.compress(LINES.encode())[:1000], r"vectors.txt.gz is a damaged or cut-short gzip file "
+                                                             r"\(EOFError: .*, after line \d+\): fetch it again"),
+    ("vectors.txt.gz", LINES.encode(), r"vectors.txt.gz is a damaged or cut-short gzip file \(BadGzipFile"),
+])
+def test_a_bad_vector_file_is_refused_naming_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    with pytest.raises(DlbookError, match=message):
+        read_vectors(path, ("a", "b", "word1", "café"), tmp_path / "cache")

@@ -1,6 +1,6 @@
 """Tables read from CSV files: a header line naming the columns, then one row a line. Text (categorical) feature
 columns are one-hot encoded, missing values are filled in and reported, and the target column(s) are regressed
-or, when the target holds text or data.task=classification, taken as classes. data=csv reads any such file;
+or, when the target holds only text or data.task=classification, taken as classes. data=csv reads any such file;
 data=california_housing is the Hands-On ML copy of the 1990 California census table."""
 
 import csv
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dlbook.data.parsing import finite_number, number
 from dlbook.data.spec import TabularSpec
 from dlbook.data.tabular import Table, TabularDataModule
 from dlbook.errors import DatasetNotFoundError, DlbookError
@@ -23,13 +24,7 @@ MISSING_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "?")  # "?": UCI's mark
 # What to do about a value that is no number, in a column that must hold numbers
 FEATURE_ADVICE = "if the column holds categories, list it in data.categorical to one-hot encode it"
 TARGET_ADVICE = "to classify the target's values, set data.task=classification"
-
-
-def number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+NAMED_VALUES = 5  # the bad values of a column one message names; it counts the others
 
 
 def in_order(values) -> tuple[str, ...]:
@@ -83,26 +78,34 @@ class Layout:
 
 def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], list[int]]:
     """The header, the rows of fields with surrounding spaces stripped, and each row's line in the file (blank
-    lines are skipped)."""
+    lines are skipped). A row ends with its line: a quoted field holding a line break is refused."""
+    end = 0  # the last line of the rows read so far
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:  # -sig: spreadsheets' byte-order mark
             reader = csv.reader(file, delimiter=delimiter)
             header, rows, lines = None, [], []
             for row in reader:
+                start, end = end + 1, reader.line_num
+                if end > start:  # only a quoted field carries a row over a line break
+                    raise unclosed_quote(path, start, f"and runs on to line {end}")
                 if len(row) <= 1 and not "".join(row).strip():
                     continue
                 fields = [field.strip() for field in row]
                 if header is None:
                     header = fields
                 elif len(fields) != len(header):
-                    raise DlbookError(f"{path}, line {reader.line_num}: {len(fields)} fields where the header has "
+                    raise DlbookError(f"{path}, line {start}: {len(fields)} fields where the header has "
                                       f"{len(header)} ({', '.join(header)}). Every row needs one field per column, "
                                       f"an empty one where a value is missing; fields are separated by "
                                       f"{delimiter!r} (data.delimiter).")
                 else:
                     rows.append(fields)
-                    lines.append(reader.line_num)
-    except (csv.Error, UnicodeDecodeError) as error:
+                    lines.append(start)
+    except csv.Error as error:  # the csv module tells its errors apart by their text alone
+        if "field limit" not in str(error):
+            raise DlbookError(f"{path} is not a CSV file of UTF-8 text (line {end + 1}: {error}).") from None
+        raise unclosed_quote(path, end + 1, f"and runs on over {csv.field_size_limit()} characters") from None
+    except UnicodeDecodeError as error:
         raise DlbookError(f"{path} is not a CSV file of UTF-8 text ({type(error).__name__}: {error}).") from None
     if header is None:
         raise DlbookError(f"{path} is empty: a CSV file needs a header line naming its columns, then one row a "
@@ -116,14 +119,22 @@ def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], l
     return header, rows, lines
 
 
+def unclosed_quote(path: Path, line: int, extent: str) -> DlbookError:
+    # CSV lets a quoted field hold line breaks, but a table's numbers and categories never do: such a field is a
+    # quote left open, which swallows the rows after it into one value (or runs into the csv module's field limit).
+    return DlbookError(f"{path}, line {line}: a field opened with a quote (\") does not close on that line "
+                       f"{extent}. A quote is likely missing or stray on line {line}: close it, or write a quote "
+                       f"inside a quoted field as two (\"\").")
+
+
 class CSVTableDataModule(TabularDataModule):
     """One CSV file with a header line: data.path (absolute, or relative to the working directory), else
     <data_dir>/<name>/<file>, downloaded from `url` when missing (the file itself, or an archive holding it).
 
     `target`: the column (or list of columns) to predict. `task`: regression, classification (one target column,
-    its distinct values the classes, in sorted order) or auto (classification when the target holds text).
-    `categorical`: the feature columns to one-hot encode; null takes those holding text and no number. A column
-    that is not categorical must hold numbers: any other value there is an error. `categories`: a column's
+    its distinct values the classes, in sorted order) or auto (classification when the target holds text and no
+    number). `categorical`: the feature columns to one-hot encode; null takes those holding text and no number. A
+    column that is not categorical must hold finite numbers: any other value there is an error. `categories`: a column's
     categories (or the target's classes) in their one-hot (class) order; other values are an error; otherwise
     the sorted values found in the file. `columns`: the header the file must have (null: any).
 
@@ -269,8 +280,12 @@ class CSVTableDataModule(TabularDataModule):
     def target_classes(self, fields: dict) -> tuple[str, ...] | None:
         """The target's classes, or None to regress."""
         target = self.targets[0]
+        # auto classifies a target that holds only text, the rule that makes a feature categorical. A column of
+        # numbers with one stray text value (a typo) is thus regressed and that value refused by its line, not
+        # split into a class for each distinct number (thousands); data.task=classification takes numbers, or
+        # numbers mixed with text, as classes.
         if self.task == "regression" or (self.task == "auto" and target not in self.categories and
-                                         all(self.numeric(fields[name]) for name in self.targets)):
+                                         not any(self.holds_only_text(fields[name]) for name in self.targets)):
             if target in self.categories:
                 raise DlbookError(f"data.categories lists classes of the target {target!r}, which data.task="
                                   f"regression regresses: drop them, or set data.task=classification.")
@@ -280,9 +295,6 @@ class CSVTableDataModule(TabularDataModule):
                               f"classify; classification takes one. Set data.task=regression to regress numbers, "
                               f"or name one target column.")
         return self.categories.get(target) or in_order(fields[target])
-
-    def numeric(self, values) -> bool:
-        return all(value in self.missing_values or number(value) is not None for value in values)
 
     def holds_only_text(self, values) -> bool:
         known = [value for value in values if value not in self.missing_values]
@@ -294,19 +306,26 @@ class CSVTableDataModule(TabularDataModule):
         return in_order(value for value in values if value not in self.missing_values)
 
     def numbers(self, name: str, values, lines: list[int], advice: str) -> np.ndarray:
-        """The column as float64, NaN where missing; a value that is no number is an error."""
+        """The column as float64, NaN where missing; a value that is no finite number is an error."""
+        known = [row for row, value in enumerate(values) if value not in self.missing_values]
+        bad = [(lines[row], values[row]) for row in known if finite_number(values[row]) is None]
+        if bad:
+            raise self.not_numbers(name, bad, advice)
         parsed = np.full(len(values), np.nan)
-        for row, value in enumerate(values):
-            if value in self.missing_values:
-                continue
-            if number(value) is None:
-                missing = ", ".join(map(repr, sorted(self.missing_values)))
-                raise DlbookError(
-                    f"{self.path}, line {lines[row]}: column {name!r} holds {value!r}, which is not a number, in a "
-                    f"column of numbers. Fix the value; or, {advice}; or, if {value!r} marks a missing value, add "
-                    f"it to data.missing_values (now {missing}).")
-            parsed[row] = number(value)
+        parsed[known] = [float(values[row]) for row in known]
         return parsed
+
+    def not_numbers(self, name: str, bad: list[tuple[int, str]], advice: str) -> DlbookError:
+        """The error for the (line, value) pairs of a column of numbers that hold no finite number: the first
+        few named, the others counted."""
+        (line, value), named = bad[0], ", ".join(f"line {at} {text!r}" for at, text in bad[1:NAMED_VALUES])
+        more = f" ({len(bad) - 1} more: {named}{', ...' if len(bad) > NAMED_VALUES else ''})" if named else ""
+        # inf and nan are no categories either: encoding or classifying the column only helps where it holds text
+        advice = f"or, {advice}; " if any(number(text) is None for _, text in bad) else ""
+        missing = ", ".join(map(repr, sorted(self.missing_values)))
+        return DlbookError(f"{self.path}, line {line}: column {name!r} holds {value!r}, which is no finite number, "
+                           f"in a column of numbers{more}. Fix the value; {advice}or, if {value!r} marks a missing "
+                           f"value, add it to data.missing_values (now {missing}).")
 
     def indices(self, name: str, values, categories: tuple[str, ...], lines: list[int]) -> np.ndarray:
         """Each value's index among the categories, -1 where missing; a value outside them is an error."""

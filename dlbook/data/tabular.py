@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from dlbook.data.base import DataModule
 from dlbook.data.batches import TensorsDataset
+from dlbook.data.parsing import finite_number
 from dlbook.data.spec import TabularSpec
 from dlbook.errors import DlbookError
 
@@ -231,7 +232,8 @@ def file_spec(columns, target) -> TabularSpec:
 class NumericFileDataModule(TabularDataModule):
     """One text file of numeric rows, <data_dir>/<name>/<file>, separated by whitespace (delimiter null) or by
     `delimiter`, after `skip_rows` header lines; `columns` names every column in order, and the `target`
-    column(s) are regressed on the others. Downloaded from `url` when missing."""
+    column(s) are regressed on the others. Every value must be a finite number: anything else is refused with its
+    line and column. Downloaded from `url` when missing."""
 
     def __init__(self, name: str, file: str, url: str, columns: list[str], target: str | list[str],
                  delimiter: str | None = None, skip_rows: int = 0, md5: str | None = None, **kwargs):
@@ -264,7 +266,10 @@ class NumericFileDataModule(TabularDataModule):
                 f"{' '.join(self.columns)})")
 
     def missing_files(self, split):
-        return [] if self.path.exists() else [self.path]
+        if self.path.is_dir():
+            raise DlbookError(f"{self.path} is a folder; expected the file {self.layout}. Move the folder away (the "
+                              f"file is downloaded when missing), or put the file in its place.")
+        return [] if self.path.is_file() else [self.path]
 
     def download(self):
         from torchvision.datasets.utils import download_url
@@ -272,18 +277,37 @@ class NumericFileDataModule(TabularDataModule):
         download_url(self.url, str(self.path.parent), self.file, self.md5)
 
     def read_table(self) -> Table:
-        import numpy as np
-
+        rows = []
         try:
-            values = np.loadtxt(self.path, delimiter=self.delimiter, skiprows=self.skip_rows, ndmin=2)
-        except ValueError as error:
-            raise DlbookError(f"{self.path} is not a table of numbers ({error}); expected {self.layout}. Delete it "
-                              f"to download it again.") from None
-        if values.shape[1] != len(self.columns):
-            raise DlbookError(f"{self.path} has {values.shape[1]} columns, expected {len(self.columns)}: "
-                              f"{self.layout}.")
-        values = torch.from_numpy(values).float()
+            with open(self.path, encoding="utf-8") as file:
+                for line, text in enumerate(file, 1):
+                    if line > self.skip_rows and text.strip():
+                        rows.append(self.read_row(text, line))
+        except UnicodeDecodeError as error:
+            raise DlbookError(f"{self.path} is not a table of numbers (not UTF-8 text: {error}); expected "
+                              f"{self.layout}. Delete it to download it again.") from None
+        if not rows:
+            header = f" after its {self.skip_rows} header lines" if self.skip_rows else ""
+            raise DlbookError(f"{self.path} is empty{header}; expected {self.layout}. Delete it to download it "
+                              f"again.")
+        values = torch.tensor(rows, dtype=torch.float32)
         spec = self.file_spec
         index = {name: i for i, name in enumerate(self.columns)}
         return Table(values[:, [index[name] for name in spec.feature_names]],
                      values[:, [index[name] for name in spec.target_names]], spec.feature_names, spec.target_names)
+
+    def read_row(self, text: str, line: int) -> list[float]:
+        """The numbers of the file's line `line`; a row of the wrong length or a value that is no finite number is
+        an error naming the line."""
+        fields = [field.strip() for field in text.split(self.delimiter)]
+        if len(fields) != len(self.columns):
+            raise DlbookError(f"{self.path}, line {line}: {len(fields)} values where {len(self.columns)} are "
+                              f"expected: {self.layout}. If a download was cut short, delete the file to download "
+                              f"it again.")
+        values = [finite_number(field) for field in fields]
+        if None in values:
+            column = values.index(None)
+            raise DlbookError(f"{self.path}, line {line}: column {self.columns[column]} holds {fields[column]!r}, "
+                              f"which is no finite number; expected {self.layout}. Fix the value, or delete the "
+                              f"file to download it again.")
+        return values

@@ -6,12 +6,15 @@ is parsed once), keyed on the file and the vocabulary."""
 import gzip
 import hashlib
 import logging
+import zlib
+from contextlib import closing
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from dlbook.data.cache import cache_key, cached
+from dlbook.data.parsing import finite_number
 from dlbook.data.spec import TokenSpec
 from dlbook.errors import DlbookError
 
@@ -44,9 +47,8 @@ def parse(path: Path, vocabulary: tuple[str, ...], lowercase: bool) -> dict:
     vectors, dim = None, None
     found = torch.zeros(len(vocabulary), dtype=torch.bool)
     matched_exactly = torch.zeros(len(vocabulary), dtype=torch.bool)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, 1):
+    with closing(read_lines(path)) as lines:  # closed, the file with it, when a line is refused
+        for number, line in lines:
             parts = line.rstrip().split(" ")
             if number == 1 and len(parts) == 2 and all(part.isdigit() for part in parts):
                 continue  # word2vec's header
@@ -64,11 +66,12 @@ def parse(path: Path, vocabulary: tuple[str, ...], lowercase: bool) -> dict:
             if len(parts) - 1 != dim:
                 raise DlbookError(f"{path}, line {number}, has {len(parts) - 1} numbers after its word, the file's "
                                   f"first vector {dim}: the file is damaged or not a word-vector text file.")
-            try:
-                vector = torch.tensor([float(value) for value in parts[1:]])
-            except ValueError:
-                raise DlbookError(f"{path}, line {number}, holds a value that is not a number: "
-                                  f"{line[:80]!r}.") from None
+            values = [finite_number(value) for value in parts[1:]]
+            if None in values:
+                raise DlbookError(f"{path}, line {number}, holds {parts[1 + values.index(None)]!r}, which is no "
+                                  f"finite number, in the vector of {word!r}: the file is damaged or not a "
+                                  f"word-vector text file.")
+            vector = torch.tensor(values)
             for row in {*rows, *rows_by_case}:
                 if not matched_exactly[row]:
                     vectors[row], found[row] = vector, True
@@ -76,6 +79,26 @@ def parse(path: Path, vocabulary: tuple[str, ...], lowercase: bool) -> dict:
     if vectors is None:
         raise DlbookError(f"model.embedding.pretrained={path} holds no vectors.")
     return {"vectors": vectors, "found": found}
+
+
+def read_lines(path: Path):
+    """(number, text) of each line of the file, gunzipped when its name ends in .gz. Text that is not UTF-8 and a
+    damaged or cut-short .gz are refused, naming the file (and line): decoding with replacement characters would
+    leave the words holding them unmatched, silently."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
+    try:
+        with opener(path, "rb") as file:  # bytes, decoded line by line to name the line that is not UTF-8
+            for number, line in enumerate(file, 1):
+                yield number, line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DlbookError(f"{path}, line {number}, holds the byte {error.object[error.start]:#04x}, which is not "
+                          f"UTF-8 ({error.reason}): GloVe and word2vec text files are UTF-8; convert this one to "
+                          f"UTF-8 from its encoding (such as latin-1).") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        after = f", after line {number}" if number else ""
+        raise DlbookError(f"{path} is a damaged or cut-short gzip file ({type(error).__name__}: {error}{after}): "
+                          f"fetch it again, or give the unzipped text file.") from None
 
 
 def use_pretrained_vectors(net: nn.Module, spec: TokenSpec, pretrained: str | None = None, freeze: bool = False,
