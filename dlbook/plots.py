@@ -61,20 +61,29 @@ def attention_maps(maps: list[tuple[list[str], list[str], torch.Tensor]]) -> Fig
     return figure
 
 
+# Beyond this many classes the cells are too small for their counts and names (and thousands of them took tens of
+# GB to draw): the shading alone is drawn, on a canvas of bounded size.
+NAMED_CLASSES = 40
+
+
 def confusion_matrix(matrix: torch.Tensor, names: list[str]) -> Figure:
     """Counts of (true class, predicted class), each row shaded by its share of the class's samples."""
     matrix = matrix.detach().cpu()
-    size = max(4.0, 0.45 * len(names) + 2.0)
+    named = len(names) <= NAMED_CLASSES
+    size = max(4.0, 0.45 * len(names) + 2.0) if named else 0.45 * NAMED_CLASSES + 2.0
     figure, axes = new_figure(size, size)
     shares = matrix.double() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
-    axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    for (row, column), count in zip(torch.cartesian_prod(torch.arange(len(names)), torch.arange(len(names))).tolist(),
-                                    matrix.flatten().tolist()):
-        axes.text(column, row, str(count), ha="center", va="center", fontsize="x-small",
-                  color="white" if shares[row, column] > 0.5 else "black")
-    axes.set_xticks(range(len(names)), names, rotation=90, fontsize="small")
-    axes.set_yticks(range(len(names)), names, fontsize="small")
-    axes.set(xlabel="predicted", ylabel="true", title="Test confusion matrix")
+    axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    if named:
+        for (row, column), count in zip(torch.cartesian_prod(torch.arange(len(names)),
+                                                             torch.arange(len(names))).tolist(),
+                                        matrix.flatten().tolist()):
+            axes.text(column, row, str(count), ha="center", va="center", fontsize="x-small",
+                      color="white" if shares[row, column] > 0.5 else "black")
+        axes.set_xticks(range(len(names)), names, rotation=90, fontsize="small")
+        axes.set_yticks(range(len(names)), names, fontsize="small")
+    axis = "" if named else " (class index)"
+    axes.set(xlabel=f"predicted{axis}", ylabel=f"true{axis}", title="Test confusion matrix")
     return figure
 
 

@@ -208,6 +208,15 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     assert len(logged) == 1 and Image.open(logged[0]).size == drawn.size
 
 
+def test_a_confusion_matrix_of_many_classes_is_shaded_on_a_canvas_of_bounded_size():
+    from dlbook.plots import NAMED_CLASSES, confusion_matrix
+
+    few = confusion_matrix(torch.eye(3, dtype=torch.long), ["a", "b", "c"])
+    assert len(few.axes[0].texts) == 9  # each count written in its cell
+    many = confusion_matrix(torch.eye(300, dtype=torch.long), [str(index) for index in range(300)])
+    assert max(many.get_size_inches()) <= 0.45 * NAMED_CLASSES + 2.0 and not many.axes[0].texts
+
+
 def test_wandb_looks_for_launch_inputs_only_where_some_can_be_staged(monkeypatch):
     from wandb.sdk.wandb_run import Run
 
