@@ -131,6 +131,8 @@ HEADER = "size,city,price\n"
     ("", [], "{path} is empty: a CSV file needs a header line naming its columns"),
     ("\n\n", [], "{path} is empty"),
     (HEADER, [], r"{path} has a header line \(size, city, price\) but no rows."),
+    ("5.1,3.5,1.4\n4.9,3.0,1.4\n", [],  # UCI's iris.data: its first row would have named the columns
+     r"{path} starts with a row of numbers \(5.1, 3.5, 1.4\) where its header line should name the columns"),
     (HEADER + "1,Avon,2\n", ["data.target=cost"],
      r"data.target names 'cost', which {path} has no column of; its columns: size, city, price."),
     (HEADER + "1,Avon,2\n2.5,Bath,3\n3,Cork\n", [],

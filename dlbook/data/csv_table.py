@@ -110,6 +110,10 @@ def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], l
     if header is None:
         raise DlbookError(f"{path} is empty: a CSV file needs a header line naming its columns, then one row a "
                           f"line.")
+    if all(number(name) is not None for name in header):  # read as names, the first row would be lost
+        raise DlbookError(f"{path} starts with a row of numbers ({', '.join(header[:6])}"
+                          f"{', ...' if len(header) > 6 else ''}) where its header line should name the columns: "
+                          f"add a header line.")
     if not rows:
         raise DlbookError(f"{path} has a header line ({', '.join(header)}) but no rows.")
     repeated = sorted({name for name in header if header.count(name) > 1})
