@@ -10,10 +10,17 @@ regressor's net, a language model's, a GAN's generator) to `output_dir`, runs th
 and checks it gives the checkpoint's outputs. Image nets are written with their pixel normalisation in front, so
 the file takes pixel values 0-255 (N, C, H, W) as float. `model.json` beside it says what goes in and comes out.
 With `quantize`, the float and the quantised file's sizes and CPU latencies are printed as ratios.
+
+The files are written into a hidden folder in `output_dir` and moved into place, model.json last, only once they
+pass their checks; a file that fails them is kept in `output_dir/rejected/`. A folder holds one export: another
+(another checkpoint, format, quantize or opset) into it is refused, the same one again replaces it.
 """
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,13 +28,14 @@ import hydra
 from omegaconf import DictConfig
 
 from dlbook.utils.config import config_dir, register_resolvers
-from dlbook.utils.entry import guarded
+from dlbook.utils.entry import guarded, write_whole
 
 log = logging.getLogger("dlbook.export")
 register_resolvers()
 
 FORMATS = {"torchscript": "pt", "export": "pt2", "onnx": "onnx"}
 QUANTIZATIONS = (None, "dynamic_int8")
+INT8 = "model_int8.pt"
 
 
 def export(cfg: DictConfig) -> dict:
@@ -35,7 +43,7 @@ def export(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     from dlbook.assembly import restore_task
-    from dlbook.errors import DlbookError
+    from dlbook.errors import DlbookError, check_count, check_number
     from dlbook.nets.layers import PixelsIn
     from dlbook.utils.checkpoints import resolve_checkpoint
 
@@ -46,7 +54,15 @@ def export(cfg: DictConfig) -> dict:
     if cfg.quantize and cfg.format != "torchscript":
         raise DlbookError(f"quantize={cfg.quantize} writes torch's quantised kernels, which only format=torchscript "
                           f"keeps; format={cfg.format} cannot hold them.")
+    check_number("tolerance", cfg.tolerance, 0, note=": the largest difference from the checkpoint's outputs that "
+                                                     "the written file may give (e.g. 1e-4)")
+    check_count("latency_runs", cfg.latency_runs, note=" (the calls timed for each of the float and int8 models)")
+    if cfg.format == "onnx":
+        check_count("opset", cfg.opset, note=" (an ONNX opset version)")
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, HydraConfig.get().runtime.output_dir)
+    output_dir = Path(cfg.output_dir)
+    refuse_another_export(output_dir, {"checkpoint": str(ckpt_path), "format": cfg.format, "quantize": cfg.quantize,
+                                       "opset": cfg.opset if cfg.format == "onnx" else None})
     task, datamodule, choices = restore_task(ckpt_path, "export.py")
     task.eval()
     net, example = task.export_example()
@@ -57,24 +73,81 @@ def export(cfg: DictConfig) -> dict:
         net = PixelsIn(net, shift, datamodule.normalize(torch.ones_like(shift)) - shift)
         example = (torch.rand(example[0].shape, generator=torch.Generator().manual_seed(0)) * 255,)
     net.eval()
-    output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f"model.{FORMATS[cfg.format]}"
-    with torch.no_grad():
-        expected = net(*example)
-        write(net, example, path, cfg.format, cfg.opset)
-        got = run_written(path, cfg.format, example)
-    difference = max_difference(expected, got)
-    report = {"file": str(path), "format": cfg.format, "max_abs_difference": difference, "bytes": path.stat().st_size}
-    if difference > cfg.tolerance:
-        raise DlbookError(f"The written {path} gives outputs up to {difference:.3g} away from the checkpoint's "
-                          f"(tolerance={cfg.tolerance}); it is kept for inspection.")
-    log.info(f"Wrote {path} ({path.stat().st_size / 1e6:.2f} MB); on an example batch it gives the checkpoint's "
-             f"outputs to {difference:.2g}")
-    if cfg.quantize:
-        report["quantized"] = quantize(net, example, output_dir, expected, cfg.latency_runs)
+    # Staged apart, so that a file failing its check or a crash never replaces or mixes with an earlier export.
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".export-") as folder:
+        staging = Path(folder)
+        staged = staging / path.name
+        with torch.no_grad():
+            expected = net(*example)
+            write(net, example, staged, cfg.format, cfg.opset)
+            got = run_written(staged, cfg.format, example)
+        difference = max_difference(expected, got)
+        opset = onnx_opset(staged) if cfg.format == "onnx" else None
+        if cfg.format == "onnx" and opset != cfg.opset:  # torch keeps its own opset where converting fails
+            reject(staging, output_dir, unconverted(cfg.opset, opset))
+        if difference > cfg.tolerance:
+            reject(staging, output_dir, f"The written {path.name} gives outputs up to {difference:.3g} away from the "
+                   f"checkpoint's (tolerance={cfg.tolerance}).")
+        report = {"file": str(path), "format": cfg.format, "quantize": cfg.quantize, "opset": opset,
+                  "max_abs_difference": difference, "bytes": staged.stat().st_size}
+        if cfg.quantize:
+            report["quantized"] = {"file": str(output_dir / INT8),
+                                   **quantize(net, example, staging, expected, cfg.latency_runs)}
+        for file in staging.iterdir():  # an ONNX file's weights beside it too (model.onnx.data)
+            os.replace(file, output_dir / file.name)
+    # Last: until now model.json describes the earlier export, if any, of the same checkpoint and settings.
     describe(output_dir / "model.json", task, choices, example, takes_pixels, report, ckpt_path)
+    log.info(f"Wrote {path} ({report['bytes'] / 1e6:.2f} MB); on an example batch it gives the checkpoint's "
+             f"outputs to {difference:.2g}")
     return report
+
+
+def refuse_another_export(output_dir: Path, this: dict) -> None:
+    """A folder holds one export, described by its model.json: another would overwrite it, or leave files the new
+    model.json does not describe. The same export again (reproduce.py --resume exports a completed run again)
+    replaces it."""
+    from dlbook.errors import DlbookError
+
+    described = output_dir / "model.json"
+    if not described.exists():
+        return
+    earlier = json.loads(described.read_text())
+    earlier = {key: earlier.get(key) for key in this}
+    if earlier == this:
+        return
+
+    def settings(export: dict) -> str:
+        return ", ".join(f"{key}={value}" for key, value in export.items() if key != "checkpoint" and value is not None)
+
+    raise DlbookError(f"output_dir={output_dir} holds an export of {earlier['checkpoint']} ({settings(earlier)}), "
+                      f"which this export of {this['checkpoint']} ({settings(this)}) would overwrite or leave "
+                      f"undescribed. Give another output_dir (or leave it and run_dir out: a new run directory), or "
+                      f"delete that export (model.json and the model files) first; only the same export again, of "
+                      f"the same checkpoint with the same format, quantize and opset, replaces it.")
+
+
+def reject(staging: Path, output_dir: Path, problem: str) -> None:
+    """Keep the staged files that failed a check in output_dir/rejected (an earlier failure's go), apart from any
+    good export in output_dir, and stop."""
+    from dlbook.errors import DlbookError
+
+    rejected = output_dir / "rejected"
+    shutil.rmtree(rejected, ignore_errors=True)
+    os.replace(staging, rejected)
+    raise DlbookError(f"{problem} The files are kept in {rejected} for inspection; the export in {output_dir}, if "
+                      f"any, is as it was.")
+
+
+def unconverted(asked: int, written: int) -> str:
+    """Why the ONNX file has another opset than asked, and which to give."""
+    import onnx
+
+    return (f"format=onnx opset={asked}: the exporter could not convert this net to opset {asked} and wrote opset "
+            f"{written} instead. Give opset={written} (what it writes itself) or a newer one up to "
+            f"{onnx.defs.onnx_opset_version()} (the newest the installed onnx defines); an older one only where onnx "
+            f"converts every operator of the net (the warning above names one it cannot).")
 
 
 def write(net, example, path: Path, fmt: str, opset: int | None) -> None:
@@ -98,6 +171,14 @@ def write(net, example, path: Path, fmt: str, opset: int | None) -> None:
                           "which also brings onnxruntime to check the file).") from None
     torch.onnx.export(net, example, str(path), input_names=[f"input{i}" for i in range(len(example))],
                       dynamic_shapes=batch, opset_version=opset, dynamo=True, verbose=False)
+
+
+def onnx_opset(path: Path) -> int:
+    """The opset of the standard ONNX operators that the file declares."""
+    import onnx
+
+    return next(entry.version for entry in onnx.load(str(path), load_external_data=False).opset_import
+                if entry.domain in ("", "ai.onnx"))
 
 
 def run_written(path: Path, fmt: str, example):
@@ -127,23 +208,23 @@ def max_difference(expected, got) -> float:
     return max(float((a.float() - b.float()).abs().max()) for a, b in pairs) if pairs else 0.0
 
 
-def quantize(net, example, output_dir: Path, expected, runs: int) -> dict:
+def quantize(net, example, folder: Path, expected, runs: int) -> dict:
     """Dynamic int8 quantisation (weights stored as int8, activations quantised on the fly) of the Linear layers,
-    written as TorchScript beside the float file, with size and latency ratios. Recurrent layers stay float: a
-    traced int8 LSTM keeps the example's batch size."""
+    written as TorchScript beside the float file (in `folder`), with size and latency ratios. Recurrent layers stay
+    float: a traced int8 LSTM keeps the example's batch size."""
     import torch
     from torch import nn
 
     quantized = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
-    path = output_dir / "model_int8.pt"
+    path = folder / INT8
     with torch.no_grad():
         torch.jit.save(torch.jit.trace(quantized, example), str(path))
         got = torch.jit.load(str(path))(*example)
-        float_model = torch.jit.load(str(output_dir / "model.pt"))
+        float_model = torch.jit.load(str(folder / "model.pt"))
         timings = {name: latency(model, example, runs) for name, model in
                    (("float", float_model), ("int8", torch.jit.load(str(path))))}
-    float_bytes, int8_bytes = (output_dir / "model.pt").stat().st_size, path.stat().st_size
-    result = {"file": str(path), "bytes": int8_bytes, "size_ratio": int8_bytes / float_bytes,
+    float_bytes, int8_bytes = (folder / "model.pt").stat().st_size, path.stat().st_size
+    result = {"bytes": int8_bytes, "size_ratio": int8_bytes / float_bytes,
               "latency_ratio": timings["int8"] / timings["float"],
               "max_abs_difference": max_difference(expected, got)}
     print(f"int8: {float_bytes / 1e6:.2f} MB -> {int8_bytes / 1e6:.2f} MB ({result['size_ratio']:.2f}x the size), "
@@ -173,7 +254,7 @@ def describe(path: Path, task, choices: dict, example, takes_pixels: bool, repor
                 "data_spec": spec.describe(), "inputs": inputs,
                 "class_names": list(getattr(spec, "class_names", ()) or getattr(spec, "target_names", ())),
                 "vocabulary": list(getattr(spec, "vocabulary", ())), **report}
-    path.write_text(json.dumps(metadata, indent=2) + "\n")
+    write_whole(path, json.dumps(metadata, indent=2) + "\n")
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
