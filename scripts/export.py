@@ -90,8 +90,9 @@ def export(cfg: DictConfig) -> dict:
         if difference > cfg.tolerance:
             reject(staging, output_dir, f"The written {path.name} gives outputs up to {difference:.3g} away from the "
                    f"checkpoint's (tolerance={cfg.tolerance}).")
+        written = sum(file.stat().st_size for file in staging.glob(f"{staged.name}*"))  # with an ONNX file's .data
         report = {"file": str(path), "format": cfg.format, "quantize": cfg.quantize, "opset": opset,
-                  "max_abs_difference": difference, "bytes": staged.stat().st_size}
+                  "max_abs_difference": difference, "bytes": written}
         if cfg.quantize:
             report["quantized"] = {"file": str(output_dir / INT8),
                                    **quantize(net, example, staging, expected, cfg.latency_runs)}

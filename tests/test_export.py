@@ -40,6 +40,9 @@ def test_an_image_classifier_runs_from_the_file_on_raw_pixels(mnist_run, fmt):
     metadata = json.loads((mnist_run / f"export_{fmt}" / "model.json").read_text())
     assert metadata["inputs"][0]["shape"] == ["batch", 1, 28, 28] and "0-255" in metadata["inputs"][0]["values"]
     assert metadata["opset"] == (18 if fmt == "onnx" else None)  # conf/export.yaml's, which the file has
+    files = [file for file in (mnist_run / f"export_{fmt}").iterdir() if file.name.startswith("model.")
+             and file.name != "model.json"]
+    assert report["bytes"] == sum(file.stat().st_size for file in files)  # ONNX: model.onnx and model.onnx.data
     # Five written digits, a batch of another size than the example's, as pixel values.
     from dlbook.assembly import restore_task
     from dlbook.data.idx import read_idx
