@@ -1,4 +1,8 @@
+import gzip
+import logging
+import os
 import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ from dlbook.data.digits import DigitsDataModule
 from dlbook.data.idx import FashionMNISTDataModule, MNISTDataModule, read_idx
 from dlbook.data.image_folder import ImageFolderDataModule
 from dlbook.errors import DatasetNotFoundError, DlbookError
-from tests.datasets import write_cifar10, write_image_folder, write_mnist
+from tests.datasets import write_cifar10, write_idx, write_image_folder, write_mnist
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "MNIST" / "raw"
 
@@ -55,6 +59,31 @@ def test_corrupt_idx_file_is_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(DlbookError, match="truncated or corrupt"):
         read_idx(path)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:len(data) // 2],  # a download cut short
+    lambda data: gzip.decompress(data),  # an uncompressed file under the .gz name
+    lambda data: random.Random(0).randbytes(len(data)),
+    lambda data: data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:],  # a flipped byte of the CRC in the gzip trailer
+], ids=["truncated", "uncompressed", "random", "crc"])
+def test_a_damaged_gzip_idx_file_is_named_in_one_paragraph(tmp_path, damage):
+    write_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DlbookError, match=f"{path} is not a whole gzip file .*Delete it and run again to download it"):
+        MNISTDataModule(data_dir=str(tmp_path), download=False).setup("fit")
+
+
+def test_a_label_outside_the_classes_is_refused_before_training(tmp_path):
+    write_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"  # read before training too, not only to test
+    labels = read_idx(path.with_suffix(".gz")).numpy().copy()
+    labels[[7, 9]] = 255
+    write_idx(path, labels, compress=True)
+    with pytest.raises(DlbookError, match=rf"{path}.gz: label 7 is 255, outside the valid 0 to 9 of data=mnist's 10 "
+                                          rf"classes \(2 labels are\)\. The file is damaged: delete it"):
+        MNISTDataModule(data_dir=str(tmp_path), download=False).setup("fit")
 
 
 def test_missing_dataset_offline_names_the_folder_and_files(tmp_path, monkeypatch):
@@ -194,3 +223,34 @@ def test_a_cache_write_cut_short_leaves_no_file_and_the_next_run_writes_it(tmp_p
     assert list(tmp_path.iterdir()) == []
     cache.cached(tmp_path, "ids", "k", lambda: built)
     assert torch.equal(cache.cached(tmp_path, "ids", "k", lambda: pytest.fail("rebuilt"))["ids"], built["ids"])
+
+
+def test_a_same_size_edit_that_keeps_the_modification_time_makes_a_new_cache_key(tmp_path):
+    from dlbook.data.cache import cache_key
+
+    path = tmp_path / "ptb.train.txt"
+    path.write_text("the cat sat\n")
+    before, stat = cache_key([path]), path.stat()
+    path.write_text("the dog sat\n")  # as cp -p, rsync -a or tar x leave an edited copy: same size and mtime
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert cache_key([path]) != before
+    assert cache_key([path]) == cache_key([path])  # and unchanged files keep their key
+
+
+def test_a_cache_file_with_bytes_overwritten_is_rebuilt_with_a_warning(tmp_path, caplog):
+    from dlbook.data import cache
+
+    ids = torch.arange(1000)
+    cache.cached(tmp_path, "ids", "k", lambda: {"ids": ids})
+    path = tmp_path / "ids-k.pt"
+    data = bytearray(path.read_bytes())
+    start = data.index(ids.numpy().tobytes())
+    data[start + 8 * 500:start + 8 * 501] = (-1).to_bytes(8, "little", signed=True)  # id 500 read as -1
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="dlbook"):
+        rebuilt = cache.cached(tmp_path, "ids", "k", lambda: {"ids": ids})
+    assert torch.equal(rebuilt["ids"], ids)
+    assert f"Rebuilding the unreadable cache file {path} (ValueError: its record" in caplog.text
+    assert "fails its CRC check" in caplog.text
+    assert torch.equal(cache.cached(tmp_path, "ids", "k", lambda: pytest.fail("rebuilt again"))["ids"], ids)

@@ -6,7 +6,6 @@ Frequent words are subsampled afresh each epoch (Mikolov et al. 2013), seeded by
 
 import logging
 import re
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +15,9 @@ from omegaconf import DictConfig
 from dlbook.data.base import DataModule
 from dlbook.data.batches import TensorsDataset, batch_loader
 from dlbook.data.cache import cache_key, cached
+from dlbook.data.download import download_file, warn_unless_published
 from dlbook.data.spec import CorpusSpec
-from dlbook.data.text import PTB_FILES, PTB_URL, UNKNOWN, read_text
+from dlbook.data.text import PTB_FILES, PTB_MD5, PTB_URL, UNKNOWN, read_text
 from dlbook.errors import DlbookError
 
 log = logging.getLogger("dlbook")
@@ -113,7 +113,8 @@ class TextCorpusDataModule(DataModule):
             raise DlbookError(f"data.subsample={subsample} must be positive (Mikolov's t, e.g. 1e-5), or null.")
         if not 0.0 <= test_fraction < 1.0 - self.val_fraction:
             raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1 - data.val_fraction).")
-        self.path = Path(path).expanduser() if path else self.data_dir / "PTB" / PTB_FILES["train"]
+        self.default_path = self.data_dir / "PTB" / PTB_FILES["train"]
+        self.path = Path(path).expanduser() if path else self.default_path
         self.layout = str(self.path.relative_to(self.data_dir) if self.path.is_relative_to(self.data_dir)
                           else self.path)
         self.encoding, self.tokenizer, self.documents, self.sentences = encoding, tokenizer, documents, sentences
@@ -144,11 +145,10 @@ class TextCorpusDataModule(DataModule):
         return [] if self.path.is_file() else [self.path]
 
     def download(self) -> None:
-        if self.path != self.data_dir / "PTB" / PTB_FILES["train"]:
+        if self.path != self.default_path:
             raise DlbookError(f"data.path={self.path} does not exist; only the default, Penn Treebank's training "
                               f"text, is downloaded. {self.missing_hint or ''}".strip())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        urllib.request.urlretrieve(PTB_URL.format(name=PTB_FILES["train"]), self.path)
+        download_file(PTB_URL.format(name=self.path.name), self.path, PTB_MD5[self.path.name])
 
     def raise_missing(self, missing: list[Path], reason: str):
         try:
@@ -176,6 +176,8 @@ class TextCorpusDataModule(DataModule):
                                                               for split in ("train", "val", "test"))
 
     def _tokenized(self) -> dict:
+        if self.path == self.default_path:
+            warn_unless_published(self.path, PTB_MD5[self.path.name])
         settings = {"encoding": self.encoding, "tokenizer": self.tokenizer, "documents": self.documents,
                     "sentences": self.sentences, "min_count": self.min_count, "max_vocab": self.max_vocab,
                     "rare_words": self.rare_words, "held_out": [self.val_fraction, self.test_fraction],

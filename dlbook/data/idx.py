@@ -1,11 +1,13 @@
 """Reader for the IDX files of MNIST and Fashion-MNIST (gzip or plain), and the datamodules built on them."""
 
 import gzip
+import zlib
 from pathlib import Path
 
 import torch
 
 from dlbook.data.base import InMemoryImageDataModule
+from dlbook.data.download import download_file
 from dlbook.errors import DlbookError
 
 IDX_UBYTE = 0x08
@@ -13,8 +15,13 @@ IDX_UBYTE = 0x08
 
 def read_idx(path: Path) -> torch.Tensor:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # cut short, damaged, or not gzipped at all
+        raise DlbookError(f"{path} is not a whole gzip file ({type(error).__name__}: {error}): it was cut short or "
+                          f"damaged. Delete it and run again to download it (an uncompressed IDX file belongs under "
+                          f"the name without .gz).") from None
     if len(data) < 4 or data[0:2] != b"\x00\x00" or data[2] != IDX_UBYTE:
         raise DlbookError(f"{path} is not an IDX file of unsigned bytes (bad header); delete it and download again.")
     ndim = data[3]
@@ -61,18 +68,20 @@ class IdxDataModule(InMemoryImageDataModule):
         return [self.raw_dir / f"{name}.gz" for name in self._files(split) if self._find(name) is None]
 
     def download(self):
-        from torchvision.datasets.utils import download_url
-
         for path in self.missing_files("train") + self.missing_files("test"):
             errors = []
             for mirror in self.mirrors:
                 try:
-                    download_url(mirror + path.name, str(self.raw_dir), path.name, self.md5[path.name])
+                    download_file(mirror + path.name, path, self.md5[path.name])
                     break
                 except Exception as error:
                     errors.append(f"{mirror}: {error}")
             else:
                 raise OSError("; ".join(errors))
+
+    def setup(self, stage=None):
+        # The test files too, before training: a damaged one stops the run now, not after the last epoch.
+        super().setup(None if stage == "fit" else stage)
 
     def load_split(self, split):
         image_file, label_file = (self._find(name) for name in self._files(split))
@@ -80,6 +89,13 @@ class IdxDataModule(InMemoryImageDataModule):
         if images.shape[1:] != self.input_shape[1:] or len(images) != len(labels):
             raise DlbookError(f"{image_file} holds {tuple(images.shape)} images for {len(labels)} labels; "
                               f"expected N x {self.input_shape[1]} x {self.input_shape[2]} and one label each.")
+        outside = (labels >= self.num_classes).nonzero()
+        if len(outside):  # else it trains, and the test pass fails with "Target 10 is out of bounds"
+            index = outside[0].item()
+            raise DlbookError(f"{label_file}: label {index} is {labels[index].item()}, outside the valid 0 to "
+                              f"{self.num_classes - 1} of data={self.name}'s {self.num_classes} classes "
+                              f"({len(outside)} labels are). The file is damaged: delete it and run again to "
+                              f"download it.")
         return images.unsqueeze(1), labels
 
 

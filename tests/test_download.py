@@ -1,0 +1,128 @@
+"""Downloads are whole and checked or leave nothing: every datamodule that downloads does it through
+dlbook.data.download, from a local server that drops the connection mid-file as a real one can, and a file already
+in a dataset's place that is not the published one is warned about."""
+
+import hashlib
+import http.server
+import logging
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from dlbook.data import corpus, text
+from dlbook.data.download import download_file, md5_of
+from dlbook.data.idx import FashionMNISTDataModule, MNISTDataModule
+from dlbook.data.timeseries import TimeSeriesDataModule
+from dlbook.errors import DatasetNotFoundError, DlbookError
+from dlbook.utils.config import instantiate
+from tests.datasets import write_corpus, write_ptb
+from tests.test_timeseries import seasonal, write_series
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FAKE = b"not the published file\n" * 200
+FAKE_MD5 = hashlib.md5(FAKE).hexdigest()
+
+
+@pytest.fixture
+def server():
+    """An HTTP server on this machine serving `files` (by name; any other name gets FAKE), each announced whole in
+    its Content-Length; with `cut`, the connection drops after half the body."""
+    state = SimpleNamespace(files={}, cut=False)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = state.files.get(self.path.rsplit("/", 1)[-1], FAKE)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2] if state.cut else data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    state.url = f"http://127.0.0.1:{httpd.server_port}"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def served_datamodule(data: str, url: str, run_config, monkeypatch):
+    """data=<data>, not yet prepared, with its downloads pointed at `url`."""
+    overrides = {"ptb": lambda: monkeypatch.setattr(text, "PTB_URL", f"{url}/{{name}}"),
+                 "text_chars": lambda: monkeypatch.setattr(text, "TINY_SHAKESPEARE_URL", f"{url}/input.txt"),
+                 "text_corpus": lambda: monkeypatch.setattr(corpus, "PTB_URL", f"{url}/{{name}}"),
+                 "mnist": lambda: monkeypatch.setattr(MNISTDataModule, "mirrors", (f"{url}/",)),
+                 "fashion_mnist": lambda: monkeypatch.setattr(FashionMNISTDataModule, "mirrors", (f"{url}/",))}
+    overrides.get(data, lambda: None)()
+    datamodule = instantiate(run_config([f"data={data}"]).data)
+    if isinstance(datamodule, TimeSeriesDataModule):
+        datamodule.url = f"{url}/{datamodule.path.name}"
+    return datamodule
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+@pytest.mark.parametrize("data", ["ptb", "text_chars", "text_corpus", "airline_passengers", "mnist"])
+def test_a_download_cut_short_or_not_the_published_file_leaves_nothing(run_config, tmp_path, server, monkeypatch,
+                                                                       data):
+    datamodule = served_datamodule(data, server.url, run_config, monkeypatch)
+    data_dir = tmp_path / "data"
+    first = datamodule.missing_files("train")[0]
+    server.cut = True
+    with pytest.raises(DatasetNotFoundError) as error:
+        datamodule.prepare_data()
+    assert files_under(data_dir) == []  # the next run downloads again instead of training on half a file
+    message = str(error.value)
+    assert f"The download of {first} from {server.url}/" in message and "stopped early" in message
+    assert f"Expected layout: {data_dir / first.relative_to(data_dir).parts[0]}/" in message
+    server.cut = False  # whole, but other bytes than the published file's (a server that sends no length)
+    with pytest.raises(DatasetNotFoundError, match=rf"The download of {first} from .* has MD5 {FAKE_MD5}, not the "
+                                                   rf"published [0-9a-f]{{32}}: .*nothing was kept"):
+        datamodule.prepare_data()
+    assert files_under(data_dir) == []
+
+
+def test_a_whole_download_with_its_md5_is_kept(tmp_path, server):
+    server.files["file.txt"] = FAKE
+    path = tmp_path / "data" / "file.txt"
+    download_file(f"{server.url}/file.txt", path, FAKE_MD5)
+    assert path.read_bytes() == FAKE and files_under(tmp_path) == [path]
+    with pytest.raises(DlbookError, match="has MD5"):
+        download_file(f"{server.url}/file.txt", path, "0" * 32)
+    assert path.read_bytes() == FAKE  # a failed download leaves the file it would have replaced
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "PTB").is_dir(), reason="no real dataset copies beside the checkout")
+@pytest.mark.parametrize("data", ["ptb", "text_chars", "text_corpus", "fashion_mnist", "airline_passengers",
+                                  "sunspots", "daily_min_temperatures", "shampoo", "stocks"])
+def test_the_published_files_pass_their_md5(run_config, tmp_path, server, monkeypatch, data):
+    folders = ["PTB", "tinyshakespeare", "FashionMNIST/raw", "timeseries", "timeseries/stocks"]
+    server.files = {path.name: path.read_bytes() for folder in folders for path in (SHARED_DATA / folder).iterdir()
+                    if path.is_file()}
+    datamodule = served_datamodule(data, server.url, run_config, monkeypatch)
+    datamodule.prepare_data()
+    downloaded = files_under(tmp_path / "data")
+    assert downloaded and all(path.read_bytes() == server.files[path.name] for path in downloaded)
+
+
+@pytest.mark.parametrize("data, place, write", [
+    ("ptb", "PTB/ptb.train.txt", lambda path: write_ptb(path.parent)),
+    ("text_chars data.batch_size=8 data.eval_batch_size=8", "tinyshakespeare/input.txt", write_corpus),
+    ("text_corpus", "PTB/ptb.train.txt", write_corpus),
+    ("shampoo", "timeseries/shampoo.csv", lambda path: write_series(path, seasonal(36), ("Month", "Sales"))),
+], ids=["ptb", "text_chars", "text_corpus", "shampoo"])
+def test_a_file_in_a_dataset_s_place_that_is_not_the_published_one_is_warned_about(run_config, tmp_path, caplog,
+                                                                                  data, place, write):
+    path = tmp_path / "data" / place
+    write(path)
+    datamodule = instantiate(run_config(f"data={data}".split()).data)
+    with caplog.at_level(logging.WARNING, logger="dlbook"):
+        datamodule.setup("fit")
+    assert f"{path} is not the published file (MD5 {md5_of(path)}, not " in caplog.text
+    assert "delete it and run again to download it whole" in caplog.text
