@@ -50,15 +50,6 @@ def test_model_data_mismatch_is_one_paragraph(tmp_path):
     assert "Traceback" not in output(result)
 
 
-def test_a_layer_setting_torch_refuses_is_one_paragraph(tmp_path):
-    result = run("train.py", "model=mlp", "model.net.dropout=2", *QUIET, cwd=tmp_path)
-    assert result.returncode == 1
-    assert ("model=mlp cannot be built: torch refused a layer's setting: dropout probability has to be between 0 "
-            "and 1, but got 2. Its model.net settings: hidden_sizes=[512, 256, 128], activation=relu, dropout=2."
-            in output(result))
-    assert "Traceback" not in output(result)
-
-
 def test_missing_dataset_offline(tmp_path):
     result = run("train.py", "data=mnist", "data.download=false", *QUIET, cwd=tmp_path)
     assert result.returncode == 1
@@ -68,13 +59,9 @@ def test_missing_dataset_offline(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),  # raised by the datamodule
-    ("data.batch_size=abc", "data.batch_size=abc must be a positive integer"),  # was a TypeError comparing it
     ("callbacks.sample_grid.every_n_batches=0", "every_n_batches=0 must be a positive integer"),  # by a callback
     ("seed=abc", "seed=abc is not an integer from 0 to 4294967295"),  # by train.py, before any building
     ("seed=-1", "seed=-1 is not an integer"),  # Lightning would seed with 0 instead
-    # Lightning would take these and fail mid-run: on a type assertion, on a division by zero
-    ("trainer.max_epochs=abc", "trainer.max_epochs=abc must be -1 (no limit) or a non-negative integer"),
-    ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps=0 must be a positive integer"),
 ])
 def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, message):
     result = run("train.py", "model=gan", override, *QUIET, cwd=tmp_path)
@@ -92,8 +79,7 @@ def test_bad_value_raised_while_building_is_one_paragraph(tmp_path, override, me
      "`EarlyStopping` callback to use any of the following: `val/loss`, `val/acc`"),
     pytest.param(["trainer=gpu"], "No supported gpu backend found! (building lightning.pytorch.trainer.Trainer)",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there")),
-    (["trainer.precision=fp8"], "Precision 'fp8' is invalid. Allowed precision values: ("),  # Trainer's ValueError
-], ids=["checkpoint", "early_stopping", "gpu", "precision"])
+], ids=["checkpoint", "early_stopping", "gpu"])
 def test_a_setting_lightning_refuses_is_one_paragraph(tmp_path, overrides, message):
     result = run("train.py", *overrides, "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
     assert result.returncode == 1
@@ -229,21 +215,6 @@ def test_an_optimizer_torch_refuses_is_one_paragraph(tmp_path, model, override, 
     result = run("train.py", f"model={model}", override, "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
     assert result.returncode == 1
     assert f"{key} cannot be built: Invalid" in output(result) and "torch.optim.adam.Adam(" not in output(result)
-    assert "Traceback" not in output(result)
-
-
-@pytest.mark.parametrize("overrides, message", [
-    # torch takes these and divides by them at the first scheduler step, an epoch into the run
-    (["scheduler=step", "scheduler.scheduler.step_size=0"], "scheduler.scheduler.step_size=0 must be a positive integer."),
-    (["scheduler=onecycle", "trainer.max_epochs=-1"],
-     "scheduler.scheduler.total_steps=inf must be a positive integer; null took it from the run's steps"),
-    (["scheduler=plateau", "scheduler.scheduler.mode=foo"],  # torch refuses it
-     "scheduler.scheduler cannot be built: mode foo is unknown!. It is ReduceLROnPlateau(mode=foo, factor=0.1"),
-], ids=["step_size", "unlimited_run", "mode"])
-def test_a_scheduler_setting_torch_refuses_or_divides_by_is_one_paragraph(tmp_path, overrides, message):
-    result = run("train.py", "trainer.max_epochs=2", *overrides, *QUIET, cwd=tmp_path)
-    assert result.returncode == 1
-    assert message in output(result)
     assert "Traceback" not in output(result)
 
 

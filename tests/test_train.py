@@ -208,6 +208,31 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     assert len(logged) == 1 and Image.open(logged[0]).size == drawn.size
 
 
+@pytest.mark.parametrize("overrides, message", [
+    # Lightning would take these and fail mid-run: on a type assertion, on a division by zero
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc must be -1 (no limit) or a non-negative integer."),
+    (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0 must be a positive integer."),
+    (["data.batch_size=abc"], "data.batch_size=abc must be a positive integer."),  # was a TypeError comparing it
+    # the Trainer's own ValueError, shown in Hydra's "Error in call to target" wrapping
+    (["trainer.precision=fp8"], "Lightning refused a setting: Precision 'fp8' is invalid. Allowed precision values"),
+    (["model.net.dropout=2"], "model=mlp cannot be built: torch refused a layer's setting: dropout probability has "
+                              "to be between 0 and 1, but got 2. Its model.net settings: hidden_sizes=[512, 256, "
+                              "128], activation=relu, dropout=2."),
+    # torch takes these and divides by them at the first scheduler step, an epoch into the run
+    (["scheduler=step", "scheduler.scheduler.step_size=0"], "scheduler.scheduler.step_size=0 must be a positive "
+                                                            "integer."),
+    (["scheduler=onecycle", "trainer.max_epochs=-1"], "scheduler.scheduler.total_steps=inf must be a positive "
+                                                      "integer; null took it from the run's steps"),
+    (["scheduler=plateau", "scheduler.scheduler.mode=foo"],  # torch refuses it
+     "scheduler.scheduler cannot be built: mode foo is unknown!. It is ReduceLROnPlateau(mode=foo, factor=0.1"),
+], ids=["max_epochs", "log_every_n_steps", "batch_size", "precision", "dropout", "step_size", "unlimited_run",
+        "plateau_mode"])
+def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run_config, overrides, message):
+    with pytest.raises(DlbookError) as refused:
+        train(run_config(["model=mlp", "trainer.max_epochs=2", *overrides]))
+    assert message in str(refused.value)
+
+
 def test_a_confusion_matrix_of_many_classes_is_shaded_on_a_canvas_of_bounded_size():
     from dlbook.plots import NAMED_CLASSES, confusion_matrix
 
