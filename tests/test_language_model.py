@@ -201,3 +201,11 @@ def test_several_processes_are_refused_before_the_windows_are_dealt_out(tmp_path
     datamodule.trainer = SimpleNamespace(world_size=2)
     with pytest.raises(DlbookError, match="trainer.devices=1"):
         datamodule.setup("fit")
+
+
+def test_a_byte_order_mark_is_not_read_as_a_token(tmp_path):
+    from dlbook.data.text import read_text
+
+    path = tmp_path / "ptb.train.txt"
+    path.write_bytes("\ufeffthe cat sat\n".encode("utf-8"))  # as Notepad saves UTF-8
+    assert read_text(path, "utf-8", "data.path") == "the cat sat\n"

@@ -61,7 +61,7 @@ def read_text(path: Path, encoding: str, option: str) -> str:
         raise DlbookError(f"data.encoding={encoding} is not an encoding Python knows (e.g. utf-8, latin-1).") from None
     if not text.strip():
         raise DlbookError(f"{option}={path} is empty: there is no text to learn from.")
-    return text
+    return text.removeprefix("\ufeff")  # an editor's byte-order mark, not a token of the text
 
 
 class TokenStreamDataModule(DataModule):
