@@ -38,7 +38,7 @@ def predict(cfg: DictConfig) -> list[dict]:
     from dlbook.utils.checkpoints import resolve_checkpoint
 
     check_count("batch_size", cfg.batch_size)
-    check_output_path("output", cfg.output)
+    check_output_path("output", cfg.output, suffixes=(".csv", ".json"))
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, HydraConfig.get().runtime.output_dir)
     task, datamodule, choices = restore_task(ckpt_path, "predict.py")
     if not isinstance(task, (ClassificationTask, RegressionTask)) or task.data_spec.kind == "time_series":
@@ -154,7 +154,7 @@ def describe(task, outputs) -> list[dict]:
 
 def write_rows(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".json":
+    if path.suffix.lower() == ".json":
         path.write_text(json.dumps(rows, indent=2) + "\n")
         return
     with open(path, "w", newline="") as file:

@@ -146,6 +146,7 @@ def test_table_rows_that_cannot_be_predicted_for_are_refused_naming_line_and_col
     ("batch_size=-1", "batch_size=-1 must be a positive integer"),
     ("output={tmp}", "output=.* is a folder"),
     ("output={tmp}/rows.csv/out.csv", "lies under .*rows.csv, which is a file"),
+    ("output={tmp}/rows.txt", r"rows.txt must end in one of .csv, .json"),  # written as CSV, whatever its name
 ])
 def test_settings_are_refused_before_the_checkpoint_is_read(tmp_path, setting, message):
     (tmp_path / "rows.csv").write_text("a\n1\n")
