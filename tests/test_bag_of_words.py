@@ -1,7 +1,5 @@
 """Documents as count and tf-idf rows (data=bag_of_words) for table models."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -64,18 +62,17 @@ def test_bad_settings_are_refused(run_config, reviews, tmp_path):
 
 
 def test_the_reviews_are_downloaded_checked_against_the_archive_s_md5(run_config, tmp_path, monkeypatch):
-    import torchvision.datasets.utils
-
     from dlbook.assembly import build_datamodule
+    from dlbook.data import bag_of_words
     from dlbook.data.imdb import MD5, URL
 
     asked = []
 
-    def fetch(url, download_root, md5=None, **kwargs):  # the checked archive, extracted
+    def fetch(url, folder, md5):  # the checked archive, extracted
         asked.append((url, md5))
-        write_reviews(Path(download_root), per_class=5)
+        write_reviews(folder, per_class=5)
 
-    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", fetch)
+    monkeypatch.setattr(bag_of_words, "download_archive", fetch)
     datamodule = build_datamodule(run_config(["data=bag_of_words"]))  # it downloads what is missing
     datamodule.setup("fit")
     assert asked == [(URL, MD5)]

@@ -3,9 +3,12 @@ filled from the rows not held out for testing and reported, classes from a text 
 for bad files, the California housing download, and a linear regression that learns from a file."""
 
 import csv
+import hashlib
 import io
 import logging
+import re
 import tarfile
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -211,25 +214,30 @@ def california_rows(rows: int = 40) -> list[list]:
 
 def test_california_housing_is_downloaded_from_the_book_archive_and_its_spec_is_known(run_config, tmp_path,
                                                                                      monkeypatch):
-    import torchvision.datasets.utils
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows([CALIFORNIA_COLUMNS, *california_rows()])
+    info, payload = tarfile.TarInfo("housing.csv"), buffer.getvalue().encode()
+    info.size = len(payload)
+    served = io.BytesIO()
+    with tarfile.open(fileobj=served, mode="w:gz") as archive:
+        archive.addfile(info, io.BytesIO(payload))
+    md5 = hashlib.md5(served.getvalue()).hexdigest()
     asked = []
 
-    def fetch(url, root, filename=None, md5=None):  # the archive, as the book's repository serves it
-        asked.append((url, md5))
-        Path(root).mkdir(parents=True, exist_ok=True)
-        info, payload = tarfile.TarInfo("housing.csv"), buffer.getvalue().encode()
-        info.size = len(payload)
-        with tarfile.open(Path(root) / filename, "w:gz") as archive:
-            archive.addfile(info, io.BytesIO(payload))
+    def fetch(request):  # the archive as the book's repository serves it, but for its rows
+        asked.append(request.full_url)
+        response = io.BytesIO(served.getvalue())
+        response.headers = {}  # no Content-Length: the MD5 alone tells a whole file
+        return response
 
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", fetch)
-    datamodule = datamodule_of(run_config, ["data=california_housing"])
-    assert asked == [("https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.tgz",
-                      "cdcd0f93f7aeaebbe1d63c1071ad7687")]
+    monkeypatch.setattr(urllib.request, "urlopen", fetch)
+    url = "https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.tgz"
+    with pytest.raises(DatasetNotFoundError, match=f"{re.escape(url)} has MD5 {md5}, not the published "
+                                                   f"cdcd0f93f7aeaebbe1d63c1071ad7687"):
+        datamodule_of(run_config, ["data=california_housing"])
+    datamodule = datamodule_of(run_config, ["data=california_housing", f"data.md5={md5}"])
+    assert asked == [url, url]
     assert (tmp_path / "data" / "california_housing" / "housing.csv").is_file()
     assert datamodule.filled == {"total_bedrooms": 5}
     spec = datamodule.spec
@@ -242,12 +250,10 @@ def test_california_housing_is_downloaded_from_the_book_archive_and_its_spec_is_
 
 
 def test_missing_california_housing_offline_names_the_file(run_config, monkeypatch):
-    import torchvision.datasets.utils
-
-    def offline(url, *args, **kwargs):
+    def offline(request):
         raise OSError("no network")
 
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DatasetNotFoundError) as error:
         build_datamodule(run_config(["data=california_housing"]))
     message = str(error.value)

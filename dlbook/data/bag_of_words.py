@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dlbook.data.download import download_archive
 from dlbook.data.imdb import MD5 as IMDB_MD5, URL as IMDB_URL
 from dlbook.data.tabular import Table, TabularDataModule
 from dlbook.errors import DlbookError
@@ -67,9 +68,7 @@ class BagOfWordsDataModule(TabularDataModule):
         if self.root != self.data_dir / "aclImdb" / "train":
             raise DlbookError(f"data.root={self.root} holds no class folders; only the IMDB reviews "
                               f"({self.data_dir / 'aclImdb' / 'train'}) are downloaded.")
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        download_and_extract_archive(IMDB_URL, str(self.data_dir), md5=IMDB_MD5)
+        download_archive(IMDB_URL, self.data_dir, IMDB_MD5)
 
     def read_table(self) -> Table:
         folders = self.class_folders()

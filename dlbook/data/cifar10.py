@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from dlbook.data.base import InMemoryImageDataModule
+from dlbook.data.download import download_archive
 from dlbook.errors import DlbookError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -50,9 +51,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         return [self.batch_dir / name for name in self._files(split) if not (self.batch_dir / name).exists()]
 
     def download(self):
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        download_and_extract_archive(URL, str(self.data_dir), md5=MD5)
+        download_archive(URL, self.data_dir, MD5)
 
     def load_split(self, split):
         images, labels = [], []

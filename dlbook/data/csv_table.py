@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dlbook.data.download import download_archive, download_file
 from dlbook.data.parsing import finite_number, number
 from dlbook.data.spec import TabularSpec
 from dlbook.data.tabular import Table, TabularDataModule
@@ -203,15 +204,12 @@ class CSVTableDataModule(TabularDataModule):
         return [] if self.path.is_file() else [self.path]
 
     def download(self):
-        from torchvision.datasets.utils import download_and_extract_archive, download_url
-
         if self.url is None:
             raise FileNotFoundError(self.path)
-        folder = str(self.path.parent)
         if self.url.rsplit("/", 1)[-1] == self.path.name:
-            download_url(self.url, folder, self.path.name, self.md5)
+            download_file(self.url, self.path, self.md5)
             return
-        download_and_extract_archive(self.url, folder, md5=self.md5)  # an archive that holds the file
+        download_archive(self.url, self.path.parent, self.md5)  # an archive that holds the file
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.url} holds no {self.path.name}")
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from dlbook.data.base import DataModule
 from dlbook.data.cache import cache_key, cached
+from dlbook.data.download import download_archive
 from dlbook.data.spec import TokenSpec
 from dlbook.errors import DlbookError
 
@@ -153,9 +154,7 @@ class IMDBDataModule(DataModule):
         return [self.root / split / name for name in CLASSES if not (self.root / split / name).is_dir()]
 
     def download(self):
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        download_and_extract_archive(URL, str(self.data_dir), md5=MD5)
+        download_archive(URL, self.data_dir, MD5)
 
     def load_split(self, split):
         if self._splits is None:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from dlbook.data.base import DataModule
 from dlbook.data.batches import TensorsDataset
 from dlbook.data.cache import cache_key, cached
+from dlbook.data.download import download_archive, download_file
 from dlbook.data.spec import PairSpec
 from dlbook.data.text import read_text
 from dlbook.errors import DlbookError
@@ -209,9 +210,7 @@ class TranslationPairsDataModule(SequencePairDataModule):
     def download(self):
         if not self.default_file:
             raise DlbookError(f"data.path={self.path} is not a file (only the default fra-eng file is downloaded)")
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        download_and_extract_archive(FRA_ENG_URL, str(self.path.parent))
+        download_archive(FRA_ENG_URL, self.path.parent, None)  # manythings.org publishes no checksum
 
     def tokenize(self, text: str) -> list[str]:
         return tokenize(text)
@@ -301,10 +300,9 @@ class ParallelTextDataModule(SequencePairDataModule):
     def download(self):
         if not self.default_folder:
             raise DlbookError(f"{self.folder} lacks files, and only the default iwslt15_en_vi folder is downloaded")
-        from torchvision.datasets.utils import download_url
-
         for name in [path.name for split in self.prefixes for path in self.files(split)] + ["vocab.vi", "vocab.en"]:
-            download_url(IWSLT15_URL + name, str(self.folder))
+            if not (self.folder / name).is_file():  # the files there stay: they may be the user's own
+                download_file(IWSLT15_URL + name, self.folder / name, None)  # Stanford publishes no checksums
 
     def tokenize(self, text: str) -> list[str]:
         return (text.lower() if self.lowercase else text).split()

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from dlbook.data.base import DataModule
 from dlbook.data.batches import TensorsDataset
+from dlbook.data.download import download_file
 from dlbook.data.parsing import finite_number
 from dlbook.data.spec import TabularSpec
 from dlbook.errors import DlbookError
@@ -272,9 +273,7 @@ class NumericFileDataModule(TabularDataModule):
         return [] if self.path.is_file() else [self.path]
 
     def download(self):
-        from torchvision.datasets.utils import download_url
-
-        download_url(self.url, str(self.path.parent), self.file, self.md5)
+        download_file(self.url, self.path, self.md5)
 
     def read_table(self) -> Table:
         rows = []
