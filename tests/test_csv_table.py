@@ -22,10 +22,11 @@ from dlbook.errors import DatasetNotFoundError, DlbookError
 from dlbook.eval import evaluate
 from dlbook.train import train
 from dlbook.utils.config import config_dir, instantiate
+from tests.datasets import SHARED_DATA
 from tests.test_models import regressor_beats_the_mean, train_columns
 from tests.test_regression import datamodule_of
 
-SHARED_CALIFORNIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "california_housing" / "housing.csv"
+SHARED_CALIFORNIA = SHARED_DATA / "california_housing" / "housing.csv"
 CITIES = ("Avon", "Bath", "Cork")
 CALIFORNIA_COLUMNS = ["longitude", "latitude", "housing_median_age", "total_rooms", "total_bedrooms", "population",
                       "households", "median_income", "median_house_value", "ocean_proximity"]

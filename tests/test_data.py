@@ -15,9 +15,9 @@ from dlbook.data.digits import DigitsDataModule
 from dlbook.data.idx import FashionMNISTDataModule, MNISTDataModule, read_idx
 from dlbook.data.image_folder import ImageFolderDataModule
 from dlbook.errors import DatasetNotFoundError, DlbookError
-from tests.datasets import write_cifar10, write_idx, write_image_folder, write_mnist
+from tests.datasets import SHARED_DATA, write_cifar10, write_idx, write_image_folder, write_mnist
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "MNIST" / "raw"
+SHARED_MNIST = SHARED_DATA / "MNIST" / "raw"
 
 
 def first_batch(datamodule, stage="fit"):

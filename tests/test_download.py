@@ -20,10 +20,9 @@ from dlbook.data.download import download_archive, download_file, md5_of
 from dlbook.data.idx import FashionMNISTDataModule, MNISTDataModule
 from dlbook.errors import DatasetNotFoundError, DlbookError
 from dlbook.utils.config import instantiate
-from tests.datasets import write_corpus, write_ptb
+from tests.datasets import SHARED_DATA, write_corpus, write_ptb
 from tests.test_timeseries import seasonal, write_series
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FAKE = b"not the published file\n" * 200
 FAKE_MD5 = hashlib.md5(FAKE).hexdigest()
 

@@ -15,9 +15,9 @@ from dlbook.data.batches import EpochSeededSampler
 from dlbook.data.text import CharTextDataModule, PTBDataModule, StreamWindows, decode, encode
 from dlbook.errors import DlbookError
 from dlbook.train import train
-from tests.datasets import write_corpus, write_ptb
+from tests.datasets import SHARED_DATA, write_corpus, write_ptb
 
-SHARED_PTB = Path(__file__).resolve().parents[2] / "shared" / "data" / "PTB"
+SHARED_PTB = SHARED_DATA / "PTB"
 def unigram_perplexity(train_tokens, test_tokens) -> float:
     """The perplexity of the training tokens' frequencies on the test tokens: what a model of no context scores."""
     counts = Counter(train_tokens)

@@ -15,8 +15,8 @@ from dlbook.errors import DatasetNotFoundError, DlbookError
 from dlbook.eval import evaluate
 from dlbook.train import train
 from dlbook.utils.config import instantiate
+from tests.datasets import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # a real copy, when one sits beside the checkout
 BOSTON_COLUMNS = 14
 
 

@@ -13,8 +13,7 @@ from dlbook.assembly import build_datamodule, build_task
 from dlbook.errors import DlbookError
 from dlbook.eval import evaluate
 from dlbook.train import train
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # a real copy, when one sits beside the checkout
+from tests.datasets import SHARED_DATA
 
 
 def write_series(path: Path, values, header=("Month", "Passengers")) -> Path:
