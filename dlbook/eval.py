@@ -24,6 +24,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint, saved_run_config
 
     output_dir = HydraConfig.get().runtime.output_dir
+    refuse_a_training_run_directory(output_dir)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir)
     run_cfg, choices = saved_run_config(load_checkpoint(ckpt_path), ckpt_path, "eval.py")
     without_pretrained_weights(run_cfg)
@@ -48,6 +49,26 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         log.info(model.summary(metrics))
     log.info(f"Run directory: {output_dir}")
     return metrics, {"trainer": trainer, "model": model}
+
+
+def refuse_a_training_run_directory(output_dir: str) -> None:
+    """eval.py writes its metrics.json where it runs: in a training run's directory (run_dir=) that would replace
+    the run's own summary."""
+    import json
+    from pathlib import Path
+
+    from dlbook.errors import RunDirectoryInUse
+
+    summary = Path(output_dir) / "metrics.json"
+    try:
+        written_by_eval = "status" not in json.loads(summary.read_text())  # train.py's has one
+    except (FileNotFoundError, ValueError):
+        written_by_eval = not summary.exists()
+    if not written_by_eval:
+        raise RunDirectoryInUse(f"run_dir={output_dir} is a training run's directory: eval.py would write its "
+                                f"metrics.json over the run's. Leave run_dir out (eval.py writes to a directory of "
+                                f"its own) and give the checkpoint as ckpt_path={Path(output_dir)} (its best.ckpt) "
+                                f"or ckpt_path={Path(output_dir) / 'checkpoints' / 'last.ckpt'}.")
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")

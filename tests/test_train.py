@@ -175,6 +175,13 @@ def test_eval_reproduces_test_metric(run_config, tmp_path):
     evaluated, _ = evaluate(run_config([f"ckpt_path={best}"], config_name="eval", run_name="eval"))
     assert evaluated["test/acc"] == pytest.approx(trained["test/acc"], abs=1e-6)
     assert evaluated["test/loss"] == pytest.approx(trained["test/loss"], rel=1e-5)
+    # again into the training run's own directory: refused, the run's summary kept
+    summary = (tmp_path / "run" / "metrics.json").read_bytes()
+    with pytest.raises(RunDirectoryInUse, match="is a training run's directory: eval.py would write its metrics.json"):
+        evaluate(run_config([f"ckpt_path={best}"], config_name="eval", run_name="run"))
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == summary
+    evaluated_again, _ = evaluate(run_config([f"ckpt_path={best}"], config_name="eval", run_name="eval"))  # its own
+    assert evaluated_again["test/acc"] == evaluated["test/acc"]
 
 
 def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
