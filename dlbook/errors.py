@@ -36,15 +36,16 @@ def check_count(key: str, value, least: int = 1, note: str = "") -> None:
     """Refuse a setting that must be a whole number from `least` up (a bool is none), naming it; `note` adds
     what else it may be or where it came from."""
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise DlbookError(f"{key}={value} must be {COUNT_RANGES[least]}{note}.")
+        raise DlbookError(f"{key}={value} must be {COUNT_RANGES.get(least, f'an integer from {least} up')}{note}.")
 
 
-def check_number(key: str, value, least: float | None = None, note: str = "") -> None:
-    """Refuse a setting that must be a finite number (from `least` up, if given), naming it."""
+def check_number(key: str, value, least: float | None = None, most: float | None = None, note: str = "") -> None:
+    """Refuse a setting that must be a finite number (from `least`, to `most`, where given), naming it."""
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or (least is not None and value < least)):
-        bound = f" from {least} up" if least is not None else ""
-        raise DlbookError(f"{key}={value} must be a finite number{bound}{note}.")
+            or (least is not None and value < least) or (most is not None and value > most)):
+        bounds = {(False, False): "", (True, False): f" from {least} up", (False, True): f" up to {most}",
+                  (True, True): f" from {least} to {most}"}[least is not None, most is not None]
+        raise DlbookError(f"{key}={value} must be a finite number{bounds}{note}.")
 
 
 def user_error_message(error: BaseException) -> str | None:

@@ -9,7 +9,7 @@ from torchvision.utils import make_grid
 
 from dlbook import interpret
 from dlbook.data.spec import ImageSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 
 
 class Explanations(L.Callback):
@@ -20,6 +20,13 @@ class Explanations(L.Callback):
 
     def __init__(self, methods: tuple[str, ...] = ("gradcam", "saliency"), num_images: int = 8,
                  layer: str | None = None, dirpath: str | None = None):
+        if isinstance(methods, str):  # methods=gradcam on the command line: one method, not its letters
+            methods = [methods]
+        if not methods:
+            raise DlbookError(f"callbacks.explanations.methods is empty; give one or more of "
+                              f"{', '.join(interpret.IMAGE_METHODS)}, or remove the callback with "
+                              f"callbacks.explanations=null.")
+        check_count("callbacks.explanations.num_images", num_images)
         unknown = [method for method in methods if method not in interpret.IMAGE_METHODS]
         if unknown:
             raise DlbookError(f"callbacks.explanations.methods has {', '.join(unknown)}; the methods are "

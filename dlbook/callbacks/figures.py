@@ -7,6 +7,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
+from dlbook.errors import check_count
+
 
 class Figures(L.Callback):
     """When training ends and when testing ends, on global rank 0, saves each figure of the task's
@@ -14,6 +16,7 @@ class Figures(L.Callback):
     `<trainer.default_root_dir>/figures`) and logs it to the run's W&B and TensorBoard loggers."""
 
     def __init__(self, dirpath: str | None = None, dpi: int = 120):
+        check_count("callbacks.figures.dpi", dpi)  # refused now, not by matplotlib when training ends
         self.dirpath = dirpath
         self.dpi = dpi
 

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from lightning_utilities.core.apply_func import apply_to_collection
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count, check_number
 from dlbook.utils.gradcheck import check_gradients
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,14 @@ class GradientCheckCallback(L.Callback):
 
     def __init__(self, eps: float = 1e-6, max_elements: int | None = 1000, threshold: float | None = None,
                  seed: int = 0):
+        check_number("callbacks.gradient_check.eps", eps)
         if eps <= 0:
             raise DlbookError(f"callbacks.gradient_check.eps={eps} must be positive.")
+        if max_elements is not None:  # 0 would check nothing, a negative count slice off only the last elements
+            check_count("callbacks.gradient_check.max_elements", max_elements, note=", or null to check all")
+        if threshold is not None:  # a relative error is never negative
+            check_number("callbacks.gradient_check.threshold", threshold, least=0, note=", or null not to stop")
+        check_count("callbacks.gradient_check.seed", seed, least=0)
         self.eps, self.max_elements, self.threshold, self.seed = eps, max_elements, threshold, seed
         self.checked = False
         self.metrics: dict[str, torch.Tensor] = {}

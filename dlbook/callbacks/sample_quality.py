@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from dlbook.data.cache import default_cache_dir
-from dlbook.errors import DlbookError, check_count
+from dlbook.errors import DlbookError, check_count, check_number
 from dlbook.metrics import frechet_distance, penultimate_features
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,16 @@ class FrechetDistance(L.Callback):
         if every_n_epochs is not None:
             check_count("callbacks.sample_quality.every_n_epochs", every_n_epochs,
                         note=", or null to measure as often as max_share allows")
+        # A classifier trained for no epoch would give features that measure nothing, and be kept for later runs.
+        check_count("callbacks.sample_quality.classifier_epochs", classifier_epochs)
+        # The distance compares the features' covariances, which need two samples (one divides 0 by 0).
+        check_count("callbacks.sample_quality.num_samples", num_samples, least=2,
+                    note=": the Fréchet distance compares the covariances of the samples' features")
+        share = (", above 0 (the share of the time spent in training epochs that measuring may take; "
+                 "every_n_epochs=1 measures after every epoch)")
+        check_number("callbacks.sample_quality.max_share", max_share, 0, 1, note=share)
+        if max_share == 0:
+            raise DlbookError(f"callbacks.sample_quality.max_share=0 must be a finite number from 0 to 1{share}.")
         self.features = features
         self.extractor = choose_features(features, classifier_ckpt, inception_weights, classifier_epochs, cache_dir)
         self.real_features = None
@@ -346,6 +356,9 @@ def load_classifier(path: Path):
     from dlbook.assembly import restore_task
     from dlbook.utils.checkpoints import check_checkpoint
 
+    if not path.is_file():  # check_checkpoint's message names ckpt_path, the setting of eval.py and resuming
+        raise DlbookError(f"callbacks.sample_quality.classifier_ckpt={path} does not exist. Give the best.ckpt of a "
+                          f"classifier trained with dlbook on the GAN's data, or null to have one trained here.")
     task, datamodule, choices = restore_task(check_checkpoint(path), "callbacks.sample_quality")
     if not isinstance(task, ClassificationTask):
         raise DlbookError(f"callbacks.sample_quality.classifier_ckpt={path} is not a classifier written by train.py.")

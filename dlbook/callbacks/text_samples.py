@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from dlbook.data.text import decode, encode, start_token
-from dlbook.errors import DlbookError, check_count
+from dlbook.errors import DlbookError, check_count, check_number
 
 
 class TextSamples(L.Callback):
@@ -20,6 +20,11 @@ class TextSamples(L.Callback):
     def __init__(self, every_n_epochs: int = 1, length: int = 300, prompt: str = "", temperature: float = 0.8,
                  top_k: int | None = None, seed: int = 0, dirpath: str | None = None):
         check_count("callbacks.text_samples.every_n_epochs", every_n_epochs)
+        check_count("callbacks.text_samples.length", length)  # 0 would write empty samples
+        check_number("callbacks.text_samples.temperature", temperature, least=0, note=" (0: the likeliest token)")
+        if top_k is not None:  # its upper bound, the vocabulary's size, is checked in setup
+            check_count("callbacks.text_samples.top_k", top_k, note=", or null for the whole vocabulary")
+        check_count("callbacks.text_samples.seed", seed, least=0)
         self.every_n_epochs, self.length, self.prompt = every_n_epochs, length, prompt
         self.temperature, self.top_k, self.seed = temperature, top_k, seed
         self.dirpath = dirpath
@@ -29,6 +34,10 @@ class TextSamples(L.Callback):
         if not hasattr(pl_module, "generate"):
             raise DlbookError(f"callbacks.text_samples draws text from a language model; {type(pl_module).__name__} "
                               f"generates none. Remove it with callbacks.text_samples=null.")
+        vocab_size = pl_module.data_spec.vocab_size
+        if self.top_k is not None and self.top_k > vocab_size:
+            raise DlbookError(f"callbacks.text_samples.top_k={self.top_k} must be at most {vocab_size}, the size of "
+                              f"the vocabulary, or null for the whole vocabulary.")
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking and (pl_module.current_epoch + 1) % self.every_n_epochs == 0:

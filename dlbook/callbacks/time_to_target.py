@@ -5,7 +5,7 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 log = logging.getLogger(__name__)
 MODES = ("max", "min")
@@ -27,6 +27,7 @@ class TimeToTarget(Callback):
                  stop_on_target: bool = False):
         if mode not in MODES:
             raise DlbookError(f"callbacks.time_to_target.mode={mode!r} is not one of {', '.join(MODES)}.")
+        check_number("callbacks.time_to_target.target", target)  # compared with the metric after each epoch
         self.target, self.monitor, self.mode, self.stop_on_target = target, monitor, mode, stop_on_target
         self.seconds: float | None = None  # when the target was reached
         self.epochs: int | None = None
