@@ -51,6 +51,7 @@ ERROR_LINE = re.compile(r"\[ERROR\] - (.*)")  # a DlbookError as train.log recor
 EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b.*")  # the last line of a traceback
 RUN_RECORD = "reproduce.json"  # in each run dir: its overrides, and when each segment started and how long it took
 TIME_FORMAT = "%Y-%m-%d_%H-%M-%S"  # run dirs are named by their start, then the seed's suffix
+OWN_KEYS = ("experiment", "logger", "run_dir", "ckpt_path")  # the keys the script sets in train.py's command
 
 
 def experiment_names() -> list[str]:
@@ -87,6 +88,10 @@ def select(patterns: list[str], family: str | None, parser: argparse.ArgumentPar
         chosen = names
     if family:
         chosen = [name for name in chosen if family_of(compose(name)) == family]
+        if not chosen:  # else the batch would run nothing and exit 0 as if it had written the ledger
+            members = [name for name in names if family_of(compose(name)) == family]
+            parser.error(f"no experiment matching {', '.join(repr(pattern) for pattern in patterns)} is of family "
+                         f"'{family}'. Its experiments: {', '.join(members) or 'none'}")
     return chosen
 
 
@@ -213,13 +218,22 @@ def completed(run_dir: Path) -> bool:
     return summary.exists() and json.loads(summary.read_text()).get("status") == COMPLETED
 
 
+def read_record(path: Path) -> dict:
+    """A run dir's reproduce.json; ValueError when it is unreadable."""
+    record = json.loads(path.read_text())  # a JSONDecodeError is a ValueError
+    if not (isinstance(record, dict) and isinstance(record.get("overrides"), list)
+            and isinstance(record.get("segments"), list)):
+        raise ValueError("not an object with an 'overrides' and a 'segments' list")
+    return record
+
+
 def resumable_run(experiment_dir: Path, suffix: str, overrides: list[str]) -> Path | None:
     """The newest run in experiment_dir (of this seed suffix) started with these overrides, if it completed or
     left a checkpoint to continue from."""
     name = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d" + re.escape(suffix) + "$")
     runs = sorted(path for path in experiment_dir.glob("*")
                   if name.match(path.name) and (path / RUN_RECORD).exists()
-                  and json.loads((path / RUN_RECORD).read_text())["overrides"] == overrides)
+                  and read_record(path / RUN_RECORD)["overrides"] == overrides)
     if runs and (completed(runs[-1]) or (runs[-1] / "checkpoints" / "last.ckpt").exists()):
         return runs[-1]
     return None
@@ -228,7 +242,7 @@ def resumable_run(experiment_dir: Path, suffix: str, overrides: list[str]) -> Pa
 def run_record(run_dir: Path, overrides: list[str]) -> dict:
     """The run dir's reproduce.json; a segment cut off (no seconds) counts until the newest file of the run."""
     path = run_dir / RUN_RECORD
-    record = json.loads(path.read_text()) if path.exists() else {"overrides": overrides, "segments": []}
+    record = read_record(path) if path.exists() else {"overrides": overrides, "segments": []}
     for segment in record["segments"]:
         if segment["seconds"] is None:
             newest = max(file.stat().st_mtime for file in run_dir.rglob("*") if file.is_file())
@@ -292,6 +306,20 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "",
             return run, {}
         metrics.update(numbers("export", json.loads((export_dir / "model.json").read_text())))
     return run, metrics
+
+
+def merge(rows: dict[str, dict], new_rows: dict[str, dict]) -> dict[str, dict]:
+    """results.json's rows with a run's: a row with no value (failed, no metric) does not replace a measured one,
+    which keeps its number and records the attempt as `latest_attempt`."""
+    merged = dict(rows)
+    for key, row in new_rows.items():
+        earlier = rows.get(key)
+        if row["value"] is None and earlier is not None and earlier["value"] is not None:
+            merged[key] = {**earlier, "latest_attempt": {field: row[field] for field in
+                                                         ("status", "error", "run_dir", "date", "overrides")}}
+        else:
+            merged[key] = row
+    return merged
 
 
 def numbers(prefix: str, report: dict) -> dict[str, float]:
@@ -381,12 +409,19 @@ def ledger(rows: dict[str, dict]) -> str:
                 overrides = " ".join(f"`{override}`" for override in row["overrides"]) or "none"
                 run_time = duration(row["seconds"]) + (f" in {row['segments']} segments"
                                                        if row.get("segments", 1) > 1 else "")
-                columns += [value, verdict(book, row) + mark, epochs, run_time,
+                attempt = row.get("latest_attempt")
+                columns += [value, verdict(book, row) + mark + (f"; latest attempt {attempt['status']}, see notes"
+                                                                if attempt else ""), epochs, run_time,
                             cell(row["machine"]), row["torch"], row["date"], cell(overrides)]
             lines.append("| " + " | ".join(columns) + " |")
             notes.append(f"- `{name}`" + (f" (`{book['metric']}`)" if key != name else "") + f": {book['note']}")
             if row and row["error"]:
                 notes.append(f"  Run {row['status']}: {row['error']}")
+            if row and row.get("latest_attempt"):
+                attempt = row["latest_attempt"]
+                overrides = " ".join(f"`{override}`" for override in attempt["overrides"]) or "no overrides"
+                notes.append(f"  Latest attempt ({attempt['date']}, {cell(overrides)}, {attempt['run_dir']}) "
+                             f"{attempt['status']}, the number above kept: {cell(attempt['error'])}")
     return "\n".join([*lines, "", "## Notes", "", *notes, ""])
 
 
@@ -409,7 +444,23 @@ def main(argv: list[str] | None = None) -> int:
     patterns = [item for item in args.items if "=" not in item]
     if not patterns and not args.family:
         parser.error(f"name experiments, a glob or a --family. Choices: {', '.join(experiment_names())}")
+    own = [override for override in overrides if override.split("=", 1)[0].lstrip("+~") in OWN_KEYS]
+    if own:  # the run would write, or start, elsewhere than where the script reads it
+        parser.error(f"{' '.join(own)}: reproduce.py sets {', '.join(OWN_KEYS)} itself; use --runs-dir for "
+                     f"where the runs go and --resume to continue one")
+    results = args.results
+    existing = next(parent for parent in results.resolve().parents if parent.exists())
+    if results.suffix != ".md" or results.is_dir() or not existing.is_dir():  # not results.json, kept beside it
+        parser.error(f"--results {results}: the ledger is a Markdown file, e.g. RESULTS.md, in a folder that "
+                     f"exists or can be made (results.json is written beside it)")
     names = select(patterns, args.family, parser)
+    if args.resume:  # the run a broken record belongs to may be the one to continue: refuse rather than guess
+        for path in sorted(path for name in names for path in (args.runs_dir / name).glob(f"*/{RUN_RECORD}")):
+            try:
+                read_record(path)
+            except ValueError as error:
+                parser.error(f"--resume: {path} is unreadable ({error}), so whether its run is the one to "
+                             f"continue is unknown. Repair it, or delete it to leave that run folder alone")
     for name in names:  # a bad override fails here, before any run
         try:
             compose(name, tuple(overrides))
@@ -426,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     store = args.results.with_name("results.json")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         if STOP.signum is not None:
             print(f"[reproduce] stopped by {signal.Signals(STOP.signum).name}: {name} and those after it not run")
@@ -443,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             return 128 + STOP.signum
         rows = json.loads(store.read_text()) if store.exists() else {}  # re-read: another batch may have written
-        rows.update(new_rows)
+        rows = merge(rows, new_rows)
         rows = {key: rows[key] for key in sorted(rows) if key in row_keys()}
         write_whole(store, json.dumps(rows, indent=2) + "\n")  # after each run, so a stopped batch keeps its rows
         write_whole(args.results, ledger(rows))

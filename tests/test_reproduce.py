@@ -272,3 +272,74 @@ def test_a_stopped_batch_waits_for_the_run_to_save_and_keeps_the_ledger(tmp_path
     assert not (tmp_path / "results.json").exists()  # the stopped run has no row
     record = json.loads((run_dir / reproduce.RUN_RECORD).read_text())
     assert record["segments"][0]["seconds"] > 0
+
+
+def ledger_row(**fields) -> dict:
+    """A row of results.json as run_experiment returns it: a measured one unless fields say otherwise."""
+    return {"status": "completed", "error": None, "run_dir": "runs/softmax_mnist/2026-01-01_00-00-00",
+            "epochs": 1, "max_epochs": 1000, "seconds": 10.0, "segments": 1, "machine": "a CPU, 1 cores",
+            "torch": "2.0", "date": "2026-01-01 00:00 UTC", "overrides": [], "value": 0.9, "metric": "test/acc",
+            **fields}
+
+
+def test_a_failed_run_keeps_the_measured_row_and_says_it_failed(tmp_path, monkeypatch):
+    measured = ledger_row()
+    (tmp_path / "results.json").write_text(json.dumps({"softmax_mnist": measured}))
+    failure = "data.batch_size must be positive"
+    monkeypatch.setattr(reproduce, "run_experiment", lambda name, *args, **kwargs: {name: ledger_row(
+        status="failed", error=failure, value=None, date="2026-02-02 00:00 UTC", overrides=["data.batch_size=0"])})
+    assert reproduce.main(["softmax_mnist", "lenet5_mnist", "--results", str(tmp_path / "RESULTS.md"),
+                           "--runs-dir", str(tmp_path / "runs")]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert {key: rows["softmax_mnist"][key] for key in measured} == measured  # the number and its run, kept
+    assert rows["softmax_mnist"]["latest_attempt"]["error"] == failure
+    assert rows["lenet5_mnist"]["status"] == "failed" and "latest_attempt" not in rows["lenet5_mnist"]  # as ever
+    text = (tmp_path / "RESULTS.md").read_text()
+    table = ledger_rows(text)
+    assert table["softmax_mnist"]["dlbook"] == "0.9000" and "latest attempt failed" in table["softmax_mnist"]["verdict"]
+    assert f"Latest attempt (2026-02-02 00:00 UTC, `data.batch_size=0`" in text and failure in text
+
+
+@pytest.mark.parametrize("override", ["run_dir=/tmp/elsewhere", "logger=wandb", "++experiment=cnn_mnist",
+                                      "ckpt_path=auto"])
+def test_overrides_the_script_sets_are_refused(tmp_path, capsys, override):
+    with pytest.raises(SystemExit):
+        reproduce.main(["softmax_mnist", override, "--dry-run", "--results", str(tmp_path / "RESULTS.md")])
+    message = capsys.readouterr().err
+    assert override in message and "experiment, logger, run_dir, ckpt_path" in message
+
+
+@pytest.mark.parametrize("results", ["results.json", "folder", "file/RESULTS.md", "RESULTS.txt"])
+def test_results_must_be_a_markdown_file_in_a_folder(tmp_path, capsys, results):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        reproduce.main(["softmax_mnist", "--dry-run", "--results", str(tmp_path / results)])
+    assert f"--results {tmp_path / results}: the ledger is a Markdown file" in capsys.readouterr().err
+    assert (tmp_path / "results.json").read_text() == "{}"
+
+
+def test_the_results_folder_is_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "run_experiment", lambda name, *args, **kwargs: {name: ledger_row()})
+    assert reproduce.main(["softmax_mnist", "--results", str(tmp_path / "new" / "RESULTS.md"),
+                           "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert json.loads((tmp_path / "new" / "results.json").read_text())["softmax_mnist"]["value"] == 0.9
+
+
+def test_patterns_outside_the_family_are_an_error(capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "experiment_names", lambda: ["cnn_mnist", "dcgan_mnist", "gan_mnist"])
+    with pytest.raises(SystemExit):
+        reproduce.select(["cnn_*"], "gan", reproduce.argparse.ArgumentParser())
+    assert "no experiment matching 'cnn_*' is of family 'gan'. Its experiments: dcgan_mnist, gan_mnist" in (
+        capsys.readouterr().err)
+
+
+def test_resume_refuses_an_unreadable_run_record(tmp_path, capsys):
+    run_dir = fake_run(tmp_path / "runs" / "softmax_mnist", "2026-01-01_00-00-00", [])
+    (run_dir / reproduce.RUN_RECORD).write_text("{bad")
+    with pytest.raises(SystemExit):
+        reproduce.main(["softmax_mnist", "--resume", "--runs-dir", str(tmp_path / "runs"),
+                        "--results", str(tmp_path / "RESULTS.md")])
+    assert f"--resume: {run_dir / reproduce.RUN_RECORD} is unreadable" in capsys.readouterr().err
+    assert not (tmp_path / "RESULTS.md").exists()
