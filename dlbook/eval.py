@@ -19,7 +19,7 @@ register_resolvers()
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from hydra.core.hydra_config import HydraConfig
 
-    from dlbook.errors import CheckpointError
+    from dlbook.errors import CheckpointError, DlbookError
     from dlbook.assembly import build_datamodule, build_task, without_pretrained_weights
     from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint, saved_run_config
 
@@ -44,6 +44,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
     trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), weights_only=True)
     metrics = scalar_metrics(trainer.callback_metrics)
+    if not metrics:  # a summary without a number would read as an evaluation
+        raise DlbookError(f"No test batch was run (trainer.limit_test_batches="
+                          f"{cfg.trainer.get('limit_test_batches')}), so there is nothing to report.")
     write_summary(output_dir, {**metrics, "checkpoint": str(ckpt_path), "run_dir": output_dir})
     if model.summary(metrics):
         log.info(model.summary(metrics))

@@ -128,6 +128,14 @@ def test_time_to_target_never_reached_logs_nothing(run_config, tmp_path, caplog)
     assert "val/acc did not reach 1.01" in caplog.text and "no time_to_target is logged" in caplog.text
 
 
+def test_a_time_to_target_monitor_no_validation_logs_is_refused_at_the_first_epoch(run_config):
+    cfg = run_config(["callbacks=[default,time_to_target]", "callbacks.time_to_target.monitor=val/acuracy",
+                      "trainer.max_epochs=3"])
+    with pytest.raises(DlbookError, match=r"callbacks.time_to_target.monitor=val/acuracy is not logged by this "
+                                          r"run's validation; what it logs: .*val/acc"):
+        train(cfg)  # it could never be reached
+
+
 def test_time_to_target_adds_the_time_of_the_run_it_resumes():
     callback = TimeToTarget()
     callback.load_state_dict({"elapsed": 100.0, "seconds": None, "epochs": None, "best": 0.5})

@@ -182,6 +182,10 @@ def test_eval_reproduces_test_metric(run_config, tmp_path):
     assert (tmp_path / "run" / "metrics.json").read_bytes() == summary
     evaluated_again, _ = evaluate(run_config([f"ckpt_path={best}"], config_name="eval", run_name="eval"))  # its own
     assert evaluated_again["test/acc"] == evaluated["test/acc"]
+    with pytest.raises(DlbookError, match="No test batch was run"):  # no summary without a number
+        evaluate(run_config([f"ckpt_path={best}", "+trainer.limit_test_batches=0"], config_name="eval",
+                            run_name="none_tested"))
+    assert not (tmp_path / "none_tested" / "metrics.json").exists()
 
 
 def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):

@@ -43,8 +43,12 @@ class TimeToTarget(Callback):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         value = trainer.callback_metrics.get(self.monitor)
-        if trainer.sanity_checking or self.seconds is not None or value is None:
+        if trainer.sanity_checking or self.seconds is not None:
             return
+        if value is None:  # it would never be reached, silently, as ModelCheckpoint's monitor would not be
+            logged = ", ".join(sorted(name for name in trainer.callback_metrics if not name.startswith("train/")))
+            raise DlbookError(f"callbacks.time_to_target.monitor={self.monitor} is not logged by this run's "
+                              f"validation; what it logs: {logged or 'nothing'}.")
         value = float(value)  # a host sync: the device has finished this pass
         self.best = value if self.best is None else (max if self.mode == "max" else min)(self.best, value)
         reached = value >= self.target if self.mode == "max" else value <= self.target
