@@ -309,13 +309,11 @@ class CSVTableDataModule(TabularDataModule):
 
     def numbers(self, name: str, values, lines: list[int], advice: str) -> np.ndarray:
         """The column as float64, NaN where missing; a value that is no finite number is an error."""
-        known = [row for row, value in enumerate(values) if value not in self.missing_values]
-        bad = [(lines[row], values[row]) for row in known if finite_number(values[row]) is None]
+        parsed = [np.nan if value in self.missing_values else finite_number(value) for value in values]
+        bad = [(lines[row], values[row]) for row, number in enumerate(parsed) if number is None]
         if bad:
             raise self.not_numbers(name, bad, advice)
-        parsed = np.full(len(values), np.nan)
-        parsed[known] = [float(values[row]) for row in known]
-        return parsed
+        return np.array(parsed, dtype=np.float64)
 
     def not_numbers(self, name: str, bad: list[tuple[int, str]], advice: str) -> DlbookError:
         """The error for the (line, value) pairs of a column of numbers that hold no finite number: the first
