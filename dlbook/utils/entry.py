@@ -1,5 +1,6 @@
-"""What train and eval do around their work: user errors as one paragraph, loggers closed, metrics.json,
-and in a sweep, a failed job recorded instead of ending the sweep."""
+"""What train, eval and the scripts do around their work: user errors as one paragraph, loggers closed,
+metrics.json, in a sweep a failed job recorded instead of ending the sweep, output paths checked before any work,
+and files written whole."""
 
 import csv
 import io
