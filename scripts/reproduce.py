@@ -139,14 +139,15 @@ def torch_version() -> str:
 
 
 def failure_message(run_dir: Path, stderr: str) -> str:
-    """What a failed run said: a DlbookError's one paragraph from train.log, else the end of its traceback."""
+    """What a failed run said: a DlbookError's one paragraph from train.log, else the end of its traceback; the
+    data folder of the machine that ran it written as <data_dir>, since the ledger is published."""
     log_file = run_dir / "train.log"
     errors = ERROR_LINE.findall(log_file.read_text()) if log_file.exists() else []
-    if errors:
-        return errors[-1].strip()
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
-    return (exceptions or lines or ["no error output"])[-1]
+    message = errors[-1].strip() if errors else (exceptions or lines or ["no error output"])[-1]
+    data_dir = Path(os.environ.get("DLBOOK_DATA_DIR") or "data").expanduser().resolve()  # default: ./data
+    return message.replace(str(data_dir), "<data_dir>")
 
 
 class StopRequest:

@@ -131,6 +131,14 @@ def test_failed_run_gets_no_number_and_other_rows_are_kept(ledger):
                if name not in ("softmax_mnist", "lenet5_mnist"))
 
 
+def test_a_failure_names_the_data_folder_without_this_machines_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLBOOK_DATA_DIR", str(tmp_path / "datasets"))
+    (tmp_path / "train.log").write_text(f"[2026-01-01 00:00:00,000][dlbook][ERROR] - Dataset 'mnist' is not in "
+                                        f"{tmp_path / 'datasets'}. Expected layout: {tmp_path / 'datasets'}/MNIST/raw\n")
+    assert reproduce.failure_message(tmp_path, "") == ("Dataset 'mnist' is not in <data_dir>. Expected layout: "
+                                                       "<data_dir>/MNIST/raw")
+
+
 def test_unknown_experiment_lists_the_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         reproduce.main(["softmax_mnits"])
