@@ -8,6 +8,8 @@ from dlbook.callbacks.ema import EMAWeightAveraging
 from dlbook.callbacks.explanations import Explanations
 from dlbook.callbacks.figures import Figures
 from dlbook.callbacks.gradient_check import GradientCheckCallback
+from dlbook.callbacks.last_checkpoint import LastCheckpoint
+from dlbook.callbacks.sample_grid import SampleGrid
 from dlbook.callbacks.sample_quality import FrechetDistance, load_classifier
 from dlbook.callbacks.text_samples import TextSamples
 from dlbook.callbacks.time_to_target import TimeToTarget
@@ -92,3 +94,12 @@ def test_defaults_are_accepted(tmp_path):
     TextSamples(temperature=0, top_k=1)
     Figures()
     TimeToTarget(target=1)
+
+
+@pytest.mark.parametrize("callback, name", [(Figures, "figures"), (SampleGrid, "sample_grid"),
+                                            (TextSamples, "text_samples"), (Explanations, "explanations"),
+                                            (LastCheckpoint, "last_checkpoint")])
+def test_a_dirpath_that_is_a_file_is_refused_before_training(callback, name, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(DlbookError, match=f"callbacks.{name}.dirpath=.*notes.txt is a file; give a folder path"):
+        callback(dirpath=str(tmp_path / "notes.txt"))

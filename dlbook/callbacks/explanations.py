@@ -10,6 +10,7 @@ from torchvision.utils import make_grid
 from dlbook import interpret
 from dlbook.data.spec import ImageSpec
 from dlbook.errors import DlbookError, check_count
+from dlbook.utils.entry import check_output_path
 
 
 class Explanations(L.Callback):
@@ -34,6 +35,8 @@ class Explanations(L.Callback):
         self.methods = tuple(methods)
         self.num_images = num_images
         self.layer = layer
+        if dirpath is not None:  # a file there would fail only when the first file is written
+            check_output_path("callbacks.explanations.dirpath", dirpath, folder=True)
         self.dirpath = dirpath
 
     def setup(self, trainer, pl_module, stage: str) -> None:

@@ -8,6 +8,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from dlbook.errors import check_count
+from dlbook.utils.entry import check_output_path
 
 
 class Figures(L.Callback):
@@ -17,6 +18,8 @@ class Figures(L.Callback):
 
     def __init__(self, dirpath: str | None = None, dpi: int = 120):
         check_count("callbacks.figures.dpi", dpi)  # refused now, not by matplotlib when training ends
+        if dirpath is not None:  # a file there would fail only when the first file is written
+            check_output_path("callbacks.figures.dirpath", dirpath, folder=True)
         self.dirpath = dirpath
         self.dpi = dpi
 

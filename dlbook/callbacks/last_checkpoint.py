@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from dlbook.utils.entry import check_output_path
+
 log = logging.getLogger(__name__)
 # The signal submitit sends before a SLURM job's time limit or on preemption (its default, overridable).
 SUBMITIT_SIGNAL = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
@@ -35,6 +37,7 @@ class LastCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, dirpath: str):
+        check_output_path("callbacks.last_checkpoint.dirpath", dirpath, folder=True)  # else a traceback at epoch 1
         super().__init__(dirpath=dirpath, filename=self.CHECKPOINT_NAME_LAST, monitor=None, save_top_k=1,
                          save_on_train_epoch_end=True, enable_version_counter=False)
         self._previous_handlers: dict[int, object] = {}

@@ -9,6 +9,7 @@ from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid, save_image
 
 from dlbook.errors import DlbookError, check_count
+from dlbook.utils.entry import check_output_path
 
 
 def save_grid(images: torch.Tensor, path: Path, columns: int) -> torch.Tensor:
@@ -27,6 +28,8 @@ class SampleGrid(L.Callback):
 
     def __init__(self, every_n_batches: int = 500, dirpath: str | None = None):
         check_count("callbacks.sample_grid.every_n_batches", every_n_batches)
+        if dirpath is not None:  # a file there would fail only when the first file is written
+            check_output_path("callbacks.sample_grid.dirpath", dirpath, folder=True)
         self.every_n_batches = every_n_batches
         self.dirpath = dirpath
 

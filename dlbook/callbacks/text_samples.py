@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from dlbook.data.text import decode, encode, start_token
 from dlbook.errors import DlbookError, check_count, check_number
+from dlbook.utils.entry import check_output_path
 
 
 class TextSamples(L.Callback):
@@ -27,6 +28,8 @@ class TextSamples(L.Callback):
         check_count("callbacks.text_samples.seed", seed, least=0)
         self.every_n_epochs, self.length, self.prompt = every_n_epochs, length, prompt
         self.temperature, self.top_k, self.seed = temperature, top_k, seed
+        if dirpath is not None:  # a file there would fail only when the first file is written
+            check_output_path("callbacks.text_samples.dirpath", dirpath, folder=True)
         self.dirpath = dirpath
         self.rows: list[list] = []  # (epoch, text) of this run, the W&B table's rows
 
