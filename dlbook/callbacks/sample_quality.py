@@ -356,10 +356,10 @@ def load_classifier(path: Path):
     from dlbook.assembly import restore_task
     from dlbook.utils.checkpoints import check_checkpoint
 
-    if not path.is_file():  # check_checkpoint's message names ckpt_path, the setting of eval.py and resuming
-        raise DlbookError(f"callbacks.sample_quality.classifier_ckpt={path} does not exist. Give the best.ckpt of a "
-                          f"classifier trained with dlbook on the GAN's data, or null to have one trained here.")
-    task, datamodule, choices = restore_task(check_checkpoint(path), "callbacks.sample_quality")
+    checkpoint = check_checkpoint(path, "callbacks.sample_quality.classifier_ckpt",
+                                  "Give the best.ckpt of a classifier trained with dlbook on the GAN's data, or null "
+                                  "to have one trained here.")
+    task, datamodule, choices = restore_task(checkpoint, "callbacks.sample_quality")
     if not isinstance(task, ClassificationTask):
         raise DlbookError(f"callbacks.sample_quality.classifier_ckpt={path} is not a classifier written by train.py.")
     log.info(f"Sample quality measured in the features of {path} ({choices.get('model')})")

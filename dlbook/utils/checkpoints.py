@@ -99,15 +99,18 @@ def resolve_checkpoint(ckpt_path: str, output_dir: str) -> Path:
     return check_checkpoint(path)
 
 
-def check_checkpoint(path: Path) -> Path:
+RESUMING = "Give the path of a .ckpt file, or ckpt_path=last with run_dir=<run directory>."
+
+
+def check_checkpoint(path: Path, key: str = "ckpt_path", advice: str = RESUMING) -> Path:
+    """path, resolved, if it is a checkpoint file; else a CheckpointError naming the setting `key` that gave it."""
     if not path.exists():
         nearby = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
         hint = f" Checkpoints in {path.parent}: {', '.join(nearby)}." if nearby else ""
-        raise CheckpointError(f"ckpt_path={path} does not exist.{hint} Give the path of a .ckpt file, "
-                              f"or ckpt_path=last with run_dir=<run directory>.")
+        raise CheckpointError(f"{key}={path} does not exist.{hint} {advice}")
     # torch.save writes a zip archive; a truncated or foreign file has no valid central directory.
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"ckpt_path={path} is not a readable checkpoint (truncated or not written by "
+        raise CheckpointError(f"{key}={path} is not a readable checkpoint (truncated or not written by "
                               f"torch.save). Use another checkpoint of the run, e.g. last.ckpt or best.ckpt.")
     return path.resolve()
 
