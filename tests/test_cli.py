@@ -125,6 +125,23 @@ def test_missing_checkpoint_and_last_without_run_dir(tmp_path):
     assert result.returncode == 1 and "run_dir=" in output(result)
 
 
+@pytest.mark.parametrize("script, overrides", [
+    ("train.py", ["run_dir={file}"]),
+    ("train.py", ["run_dir={file}/run"]),
+    ("train.py", ["paths.log_dir={file}"]),
+    ("train.py", ["-m", "sweep_dir={file}", "seed=1,2"]),
+    ("eval.py", ["run_dir={file}", "ckpt_path={file}"]),
+])
+def test_a_run_directory_that_is_a_file_is_refused_in_one_line_and_the_file_kept(tmp_path, script, overrides):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("kept")
+    overrides = [override.format(file=notes) for override in overrides]
+    result = run(script, *overrides, *QUIET, cwd=tmp_path)
+    key = next(override.split("=")[0] for override in overrides if "dir" in override)
+    assert result.returncode == 1 and f"{key}={notes}" in output(result) and str(notes) in output(result)
+    assert "Traceback" not in output(result) and notes.read_text() == "kept"
+
+
 def test_sweep_runs_one_job_per_value(tmp_path):
     result = run("train.py", "-m", "optimizer.lr=1e-3,3e-4", "trainer.max_epochs=1", *QUIET, cwd=tmp_path)
     assert result.returncode == 0, output(result)

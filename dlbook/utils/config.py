@@ -11,6 +11,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,35 @@ def run_directory(run_dir: str | None, runs_dir: str, stamp: str) -> str:
 def sweep_directory(sweep_dir: str | None, default: str) -> str:
     """hydra.sweep.dir: sweep_dir when given (a sweep run again into its directory), else the default."""
     return default if sweep_dir is None else sweep_dir
+
+
+class CheckRunDirectory(Callback):
+    """Refuses a run directory (a sweep's, in a sweep) that is a file or lies under one before Hydra makes it,
+    which would otherwise end in mkdir's stack trace. Checked here, not in the resolvers: an error raised while
+    Hydra resolves its own settings comes out as a traceback of the resolution. It exits rather than raises, as
+    Hydra turns a callback's exceptions into warnings and goes on."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        check_directory_setting(config, "run_dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        check_directory_setting(config, "sweep_dir")
+
+
+def check_directory_setting(config: DictConfig, key: str) -> None:
+    """The directory `key` names, or the folder under which a new one would be made (paths.log_dir)."""
+    from dlbook.errors import DlbookError
+    from dlbook.utils.entry import check_output_path
+
+    if OmegaConf.select(config, key) is None:
+        key = "paths.log_dir"
+    path = OmegaConf.select(config, key)
+    if path is None:
+        return
+    try:
+        check_output_path(key, path, folder=True)
+    except DlbookError as error:
+        raise SystemExit(f"Error: {error}") from None
 
 
 def records_subdir(run_dir: str | None, stamp: str) -> str:
