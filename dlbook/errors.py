@@ -51,9 +51,10 @@ def check_number(key: str, value, least: float | None = None, most: float | None
 def user_error_message(error: BaseException) -> str | None:
     """The paragraph to show for an error the user's settings caused: a DlbookError, a Lightning
     MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), the
-    RuntimeError of Lightning's early stopping for such a `monitor`, the ValueError or TypeError of a Trainer
-    argument Lightning refuses (`trainer.precision=fp8`), a required value (???) left unset, or a full disk; None
-    for any other error, a bug to show with its stack trace."""
+    RuntimeError of Lightning's early stopping for such a `monitor`, the ValueError or TypeError of an argument
+    Lightning refuses when the Trainer, a callback or a logger is built (`trainer.precision=fp8`, a model
+    summary's `max_depth=-3`), a required value (???) left unset, or a full disk; None for any other error, a bug
+    to show with its stack trace."""
     if isinstance(error, DlbookError):
         return str(error)
     if refused_by_lightning(error):
@@ -72,7 +73,7 @@ def refused_by_lightning(error: BaseException) -> bool:
     return ((lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException))
             or (isinstance(error, RuntimeError)
                 and raised_in(error, "lightning/pytorch/callbacks/early_stopping.py", "_validate_condition_metric"))
-            or (isinstance(error, (ValueError, TypeError)) and raised_by_lightning_in_trainer_init(error)))
+            or (isinstance(error, (ValueError, TypeError)) and raised_by_lightning_in_init(error)))
 
 
 def raised_in(error: BaseException, file: str, function: str) -> bool:
@@ -81,12 +82,12 @@ def raised_in(error: BaseException, file: str, function: str) -> bool:
     return bool(frames) and frames[-1][1] == function and frames[-1][0].endswith(file)
 
 
-def raised_by_lightning_in_trainer_init(error: BaseException) -> bool:
-    """Whether Lightning's own code raised the error while Trainer(...) was checking its arguments."""
+def raised_by_lightning_in_init(error: BaseException) -> bool:
+    """Whether Lightning's own code raised the error while one of its objects, the Trainer, a callback or a
+    logger, was checking its arguments (`precision=fp8`, a model summary's `max_depth=-3`)."""
     frames = traceback_frames(error)
-    in_trainer_init = any(function == "__init__" and file.endswith("lightning/pytorch/trainer/trainer.py")
-                          for file, function in frames)
-    return in_trainer_init and "/lightning/" in frames[-1][0]
+    in_lightning_init = any(function == "__init__" and "/lightning/pytorch/" in file for file, function in frames)
+    return in_lightning_init and "/lightning/" in frames[-1][0]
 
 
 def raised_by_torch_nn(error: BaseException) -> bool:

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from dlbook.callbacks.early_stopping import EarlyStopping
 from dlbook.callbacks.ema import EMAWeightAveraging
 from dlbook.callbacks.explanations import Explanations
 from dlbook.callbacks.figures import Figures
@@ -23,6 +24,14 @@ def test_ema_refuses(settings):
     [(name, value)] = settings.items()
     with pytest.raises(DlbookError, match=f"callbacks.ema.{name}="):
         EMAWeightAveraging(**settings)
+
+
+@pytest.mark.parametrize("settings", [{"patience": -2}, {"patience": "abc"}, {"patience": 1.5},
+                                      {"min_delta": -0.1}, {"min_delta": "abc"}, {"min_delta": float("nan")}])
+def test_early_stopping_refuses(settings):
+    [(name, value)] = settings.items()
+    with pytest.raises(DlbookError, match=f"callbacks.early_stopping.{name}="):
+        EarlyStopping(monitor="val/loss", **settings)
 
 
 @pytest.mark.parametrize("settings", [{"max_elements": 0}, {"max_elements": -5}, {"max_elements": "abc"},
@@ -89,6 +98,7 @@ def test_time_to_target_refuses_target(target):
 
 def test_defaults_are_accepted(tmp_path):
     EMAWeightAveraging(update_starting_at_step=0)
+    EarlyStopping(monitor="val/loss", patience=0, min_delta=0)
     GradientCheckCallback(max_elements=None, threshold=1e-7)
     FrechetDistance(features="classifier", cache_dir=str(tmp_path), num_samples=2, max_share=1)
     TextSamples(temperature=0, top_k=1)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dlbook.errors import DlbookError, RunDirectoryInUse
+from dlbook.errors import DlbookError, RunDirectoryInUse, user_error_message
 from dlbook.eval import evaluate
 from dlbook.loggers import LAUNCH_INPUTS, skip_unstaged_launch_inputs
 from dlbook.train import train
@@ -236,12 +236,29 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
                                                       "integer; null took it from the run's steps"),
     (["scheduler=plateau", "scheduler.scheduler.mode=foo"],  # torch refuses it
      "scheduler.scheduler cannot be built: mode foo is unknown!. It is ReduceLROnPlateau(mode=foo, factor=0.1"),
+    # a Lightning callback's own check, in Hydra's wrapping too
+    (["+callbacks.model_checkpoint.every_n_epochs=abc"], "Lightning refused a setting: '<' not supported between "
+                                                          "instances of 'str' and 'int' (building lightning."),
+    # Lightning's early stopping meets these only once the monitored value stops improving
+    (["callbacks=[default,early_stopping]", "callbacks.early_stopping.patience=-2"],
+     "callbacks.early_stopping.patience=-2 must be a non-negative integer (validations without improvement"),
+    (["callbacks=[default,early_stopping]", "callbacks.early_stopping.min_delta=abc"],
+     "callbacks.early_stopping.min_delta=abc must be a finite number from 0 up"),
 ], ids=["max_epochs", "log_every_n_steps", "batch_size", "precision", "dropout", "step_size", "unlimited_run",
-        "plateau_mode"])
+        "plateau_mode", "checkpoint_every", "patience", "min_delta"])
 def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run_config, overrides, message):
     with pytest.raises(DlbookError) as refused:
         train(run_config(["model=mlp", "trainer.max_epochs=2", *overrides]))
     assert message in str(refused.value)
+
+
+def test_a_setting_lightning_checks_only_as_fitting_starts_is_one_paragraph(run_config):
+    # The model summary's depth is checked by the summary Lightning builds when fitting starts, not by its callback
+    with pytest.raises(ValueError) as refused:
+        train(run_config(["++callbacks.model_summary={_target_: lightning.pytorch.callbacks.ModelSummary, "
+                          "max_depth: -3}"]))
+    assert user_error_message(refused.value) == ("Lightning refused a setting: `max_depth` can be -1, 0 or > 0, "
+                                                 "got -3.")
 
 
 def test_a_confusion_matrix_of_many_classes_is_shaded_on_a_canvas_of_bounded_size():
