@@ -39,6 +39,13 @@ def check_count(key: str, value, least: int = 1, note: str = "") -> None:
         raise DlbookError(f"{key}={value} must be {COUNT_RANGES.get(least, f'an integer from {least} up')}{note}.")
 
 
+def check_sizes(key: str, sizes) -> None:
+    """Refuse a list of layer widths (units, channels) holding one that is not a positive integer: torch builds a
+    layer of width 0 and fails only when it runs, or never, training nothing through it."""
+    for index, size in enumerate(sizes):
+        check_count(f"{key}[{index}]", size)
+
+
 def check_number(key: str, value, least: float | None = None, most: float | None = None, note: str = "") -> None:
     """Refuse a setting that must be a finite number (from `least`, to `most`, where given), naming it."""
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)

@@ -225,3 +225,37 @@ def test_mnist_resized_on_the_device(run_config, tmp_path):
     images, _ = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
     assert datamodule.spec.input_shape == (1, 32, 32) and images.shape[1:] == (1, 32, 32)
     assert 0 <= images.min() and images.max() <= 1 and images.std() > 0.1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # torch builds layers of width 0: these failed in a figure after training, or trained nothing silently
+    (["model=ae", "model.net.hidden_sizes=[0]"], "model.net.hidden_sizes[0]=0 must be a positive integer."),
+    (["model=conv_ae", "model.net.channels=[8,0]"], "model.net.channels[1]=0 must be a positive integer."),
+    (["model=vae", "model.net.latent_dim=0"], "model.net.latent_dim=0 must be a positive integer."),
+    (["model=rbm", "model.net.num_hidden=0"], "model.net.num_hidden=0 must be a positive integer."),
+    (["model=dbn", "model.net.hidden_sizes=[0]"], "model.net.hidden_sizes[0]=0 must be a positive integer."),
+    # weights of the wrong sign reward what they should penalise
+    (["model=sparse_ae", "model.penalty.weight=-1"], "model.penalty.weight=-1 must be a finite number from 0 up"),
+    (["model=contractive_ae", "model.penalty.weight=-1"], "model.penalty.weight=-1 must be a finite number from 0"),
+    (["model=vae", "model.beta=-1"], "model.beta=-1 must be a finite number from 0 up (the KL term's weight"),
+    (["model=rbm", "model.lr=-1"], "model.lr=-1 must be a finite number from 0 up."),
+    (["model=dbn", "model.net.cd_lr=-1"], "model.net.cd_lr=-1 must be a finite number from 0 up."),
+    # a threshold no pixel passes trains on blank images
+    (["model=rbm", "model.binarize=2"], "model.binarize=2 must be a pixel threshold from 0 up to (not including) 1"),
+    (["model=dbn", "model.net.binarize=1"], "model.net.binarize=1 must be a pixel threshold from 0 up to"),
+    # counts taken as 0 or failing deep in the run
+    (["model=deep_ae", "model.layerwise_epochs=-1"], "model.layerwise_epochs=-1 must be a non-negative integer"),
+    (["model=vae", "model.manifold_size=0"], "model.manifold_size=0 must be a positive integer"),
+    (["model=rbm", "model.sample_steps=0"], "model.sample_steps=0 must be a positive integer"),
+    (["model=rbm", "model.persistent=true", "model.chains=0"], "model.chains=0 must be a positive integer"),
+    (["model=rbm", "model.k=abc"], "model.k=abc must be a positive integer"),
+    (["model=dbn", "model.net.cd_k=0"], "model.net.cd_k=0 must be a positive integer"),
+    (["model=dbn", "model.pretrain_epochs=abc"], "model.pretrain_epochs=abc must be a non-negative integer"),
+    (["model=gan", "model.latent_dim=0"], "model.latent_dim=0 must be a positive integer"),
+])
+def test_a_setting_that_would_train_wrongly_or_fail_late_is_refused_before_training(tmp_path, overrides, message):
+    config = compose_run([*DIGITS, "logger=none", f"paths.root_dir={tmp_path}", *overrides], tmp_path / "run")
+    with pytest.raises(DlbookError) as refused:
+        train(config)
+    assert message in str(refused.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -76,6 +76,7 @@ class GANTask(ManualOptimizationTask):
         if loss not in LOSSES:
             raise DlbookError(f"model.loss={loss!r} is not one of {', '.join(LOSSES)}")
         check_count("model.n_critic", n_critic)
+        check_count("model.latent_dim", latent_dim, note=" (the noise the generator starts from)")
         if clip_value is not None and loss != "wasserstein":
             raise DlbookError(f"model.clip_value={clip_value} clips a WGAN critic; it needs model.loss=wasserstein, "
                               f"not {loss!r}")

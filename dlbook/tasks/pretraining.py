@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dlbook.data.spec import DataSpec, ImageSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 from dlbook.tasks.classification import ClassificationTask
 
 
@@ -33,8 +33,7 @@ class PretrainedClassificationTask(ClassificationTask):
         if not hasattr(self.net, "pretrain_step"):
             raise DlbookError(f"{type(self.net).__name__} has no unsupervised pretraining (pretrain_step); "
                               f"model.net must be a deep belief net or an autoencoder classifier.")
-        if pretrain_epochs < 0:
-            raise DlbookError(f"model.pretrain_epochs={pretrain_epochs} must be 0 or more epochs per layer.")
+        check_count("model.pretrain_epochs", pretrain_epochs, least=0, note=" (epochs per layer)")
         self.pretrain_epochs = pretrain_epochs
 
     def training_step(self, batch, batch_idx):

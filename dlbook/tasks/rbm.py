@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from dlbook.data.spec import DataSpec, ImageSpec
-from dlbook.errors import DlbookError
-from dlbook.nets.autoencoder.rbm import binarized
+from dlbook.errors import check_count, check_number
+from dlbook.nets.autoencoder.rbm import binarized, check_threshold
 from dlbook.plots import image_grid
 from dlbook.tasks.unsupervised import SelfUpdatingTask
 
@@ -33,8 +33,12 @@ class RBMTask(SelfUpdatingTask):
                  persistent: bool = False, chains: int = 100, binarize: float | None = 0.5, sample_steps: int = 1000,
                  shown: int = 8):
         super().__init__(data_spec, optimizer, scheduler, init_seed)
-        if k < 1:
-            raise DlbookError(f"model.k={k}: contrastive divergence takes at least one Gibbs step.")
+        check_count("model.k", k, note=" (Gibbs steps of each contrastive divergence update)")
+        check_number("model.lr", lr, least=0)
+        check_threshold("model.binarize", binarize)
+        check_count("model.sample_steps", sample_steps, note=" (Gibbs steps of each sampled chain)")
+        if persistent:
+            check_count("model.chains", chains, note=" (persistent contrastive divergence's chains)")
         with torch.random.fork_rng():
             torch.manual_seed(init_seed)
             self.rbm = net(num_visible=self.num_features)

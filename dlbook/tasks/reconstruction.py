@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MinMetric
 
 from dlbook.data.spec import DataSpec, ImageSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count, check_number
 from dlbook.plots import image_grid, new_figure, principal_plane, scatter
 from dlbook.tasks.base import LossTask
 from dlbook.tasks.pretraining import greedy_layer
@@ -50,6 +50,7 @@ class ReconstructionTask(LossTask):
         super().__init__(data_spec, optimizer, scheduler)
         if loss not in LOSSES:
             raise DlbookError(f"model.loss={loss!r} is not one of {', '.join(LOSSES)}.")
+        check_count("model.layerwise_epochs", layerwise_epochs, least=0, note=" (epochs per layer)")
         self.net = self.build_net(net, data_spec)
         if penalty is not None and hasattr(penalty, "check"):
             penalty.check(self.net)
@@ -205,6 +206,9 @@ class VAETask(ReconstructionTask):
     def __init__(self, net: Callable[..., nn.Module], data_spec: DataSpec, optimizer: Callable | None,
                  scheduler: dict | None = None, loss: str = "bce", beta: float = 1.0, conditional: bool = False,
                  corruption: Callable | None = None, shown: int = 8, manifold_size: int = 20):
+        check_number("model.beta", beta, least=0, note=" (the KL term's weight; a negative one rewards codes far "
+                                                       "from the prior)")
+        check_count("model.manifold_size", manifold_size, note=" (the latent manifold's rows and columns)")
         self.conditional = conditional
         super().__init__(net, data_spec, optimizer, scheduler, loss=loss, corruption=corruption, shown=shown)
         self.beta, self.manifold_size = beta, manifold_size

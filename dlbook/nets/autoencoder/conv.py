@@ -6,6 +6,7 @@ Pooling rounds down (28 -> 14 -> 7 -> 3), so the decoder can reach each size exa
 import torch
 from torch import nn
 
+from dlbook.errors import check_sizes
 from dlbook.nets.autoencoder.layers import Upsample, halved_sizes
 
 
@@ -13,6 +14,7 @@ class ConvAutoencoder(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], channels: tuple[int, ...] = (16, 8, 8),
                  upsample: str = "resize", batch_norm: bool = False):
         super().__init__()
+        check_sizes("model.net.channels", channels)
         in_channels, height, width = input_shape
         self.sizes = halved_sizes(height, width, len(channels), "The convolutional autoencoder")
         layers, previous = [], in_channels

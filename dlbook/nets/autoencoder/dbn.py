@@ -7,13 +7,18 @@ import math
 import torch
 from torch import nn
 
-from dlbook.nets.autoencoder.rbm import BernoulliRBM, binarized
+from dlbook.errors import check_count, check_number, check_sizes
+from dlbook.nets.autoencoder.rbm import BernoulliRBM, binarized, check_threshold
 
 
 class DeepBeliefNet(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_sizes: tuple[int, ...] = (100,),
                  binarize: float | None = 0.5, cd_k: int = 1, cd_lr: float = 0.01, init_std: float = 0.01):
         super().__init__()
+        check_sizes("model.net.hidden_sizes", hidden_sizes)
+        check_threshold("model.net.binarize", binarize)
+        check_count("model.net.cd_k", cd_k, note=" (Gibbs steps of each contrastive divergence update)")
+        check_number("model.net.cd_lr", cd_lr, least=0)
         widths = [math.prod(input_shape), *hidden_sizes]
         self.rbms = nn.ModuleList(BernoulliRBM(wide, narrow, init_std) for wide, narrow in zip(widths, widths[1:]))
         self.head = nn.Linear(widths[-1], num_classes)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_sizes
 from dlbook.nets.classification.mlp import ACTIVATIONS
 
 
@@ -22,6 +22,7 @@ class MLPAutoencoder(nn.Module):
             raise DlbookError(f"model.net.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}.")
         if not hidden_sizes:
             raise DlbookError("model.net.hidden_sizes is empty; an autoencoder needs at least its code layer.")
+        check_sizes("model.net.hidden_sizes", hidden_sizes)
         self.input_shape = tuple(input_shape)
         widths = [math.prod(input_shape), *hidden_sizes]
         self.encoder = nn.ModuleList(nn.Linear(wide, narrow) for wide, narrow in zip(widths, widths[1:]))

@@ -4,7 +4,7 @@ their codes, and returns a scalar."""
 import torch
 from torch import nn
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 
 class SparsityPenalty:
@@ -14,8 +14,9 @@ class SparsityPenalty:
     `(1-p/1-p_hat)`, which Python reads as 1 - (p / 1) - p_hat."""
 
     def __init__(self, rho: float = 0.05, weight: float = 1.0):
-        if not 0 < rho < 1:
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho < 1:
             raise DlbookError(f"model.penalty.rho={rho} must be a target activation between 0 and 1.")
+        check_number("model.penalty.weight", weight, least=0, note=" (a negative weight rewards what it penalises)")
         self.rho, self.weight = rho, weight
 
     def check(self, net: nn.Module) -> None:
@@ -35,6 +36,7 @@ class ContractivePenalty:
     sum_j (h_j (1 - h_j))^2 sum_i W_ji^2; for any other encoder autograd computes the Jacobian."""
 
     def __init__(self, weight: float = 1e-4):
+        check_number("model.penalty.weight", weight, least=0, note=" (a negative weight rewards what it penalises)")
         self.weight = weight
 
     def __call__(self, net: nn.Module, inputs: torch.Tensor, code: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlbook.errors import DlbookError, check_count
+
 
 def binarized(v: torch.Tensor, threshold: float | None) -> torch.Tensor:
     """Values in [0, 1] as visible units: those above `threshold` on, the others off (Pro DL's binarised MNIST), or,
@@ -13,9 +15,19 @@ def binarized(v: torch.Tensor, threshold: float | None) -> torch.Tensor:
     return (v > threshold).to(v.dtype) if threshold is not None else v
 
 
+def check_threshold(key: str, threshold: float | None) -> None:
+    """Refuse a binarising threshold no pixel in [0, 1] can pass, or all pass but 0s: training would see blank
+    images, silently."""
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not 0 <= threshold < 1):
+        raise DlbookError(f"{key}={threshold} must be a pixel threshold from 0 up to (not including) 1, or null to "
+                          f"feed the intensities as probabilities.")
+
+
 class BernoulliRBM(nn.Module):
     def __init__(self, num_visible: int, num_hidden: int, init_std: float = 0.01):
         super().__init__()
+        check_count("model.net.num_hidden", num_hidden)
         self.weight = nn.Parameter(torch.randn(num_hidden, num_visible) * init_std)
         self.visible_bias = nn.Parameter(torch.zeros(num_visible))
         self.hidden_bias = nn.Parameter(torch.zeros(num_hidden))

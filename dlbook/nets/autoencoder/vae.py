@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count, check_sizes
 from dlbook.nets.autoencoder.layers import Upsample, halved_sizes
 from dlbook.nets.classification.mlp import ACTIVATIONS
 
@@ -25,6 +25,9 @@ class VAE(nn.Module):
         if not conv_channels and not hidden_sizes:
             raise DlbookError("model.net.hidden_sizes and model.net.conv_channels are both empty; the encoder needs "
                               "one of them.")
+        check_count("model.net.latent_dim", latent_dim)
+        check_sizes("model.net.hidden_sizes", hidden_sizes)
+        check_sizes("model.net.conv_channels", conv_channels)
         self.input_shape, self.latent_dim, self.num_classes = tuple(input_shape), latent_dim, num_classes
         channels, height, width = input_shape
         if conv_channels:
