@@ -9,7 +9,6 @@ it never saw read as <unk>), decodes greedily or with beam search, prints the tr
 """
 
 import logging
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, ListConfig

@@ -6,7 +6,6 @@ import math
 import os
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch

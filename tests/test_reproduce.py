@@ -305,7 +305,7 @@ def test_a_failed_run_keeps_the_measured_row_and_says_it_failed(tmp_path, monkey
     text = (tmp_path / "RESULTS.md").read_text()
     table = ledger_rows(text)
     assert table["softmax_mnist"]["dlbook"] == "0.9000" and "latest attempt failed" in table["softmax_mnist"]["verdict"]
-    assert f"Latest attempt (2026-02-02 00:00 UTC, `data.batch_size=0`" in text and failure in text
+    assert "Latest attempt (2026-02-02 00:00 UTC, `data.batch_size=0`" in text and failure in text
 
 
 @pytest.mark.parametrize("override", ["run_dir=/tmp/elsewhere", "logger=wandb", "++experiment=cnn_mnist",

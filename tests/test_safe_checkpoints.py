@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from tests.test_cli import QUIET, ROOT, output, run
+from tests.test_cli import QUIET, output, run
 
 
 class RunsCode:
