@@ -26,6 +26,7 @@ def build_task(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
     """The task of cfg.model sized by data_spec. A model that cannot take this data is a DlbookError naming the
     data choices that fit: the spec's type is checked first, then the nets' own shape checks."""
     from hydra.utils import get_class
+    from torch.nn.parameter import UninitializedParameter
 
     optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -33,18 +34,31 @@ def build_task(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
     try:
         if not isinstance(data_spec, task_class.accepts):
             raise IncompatibleDataError(f"it trains on {task_class.accepted_kinds()} data")
-        return instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
+        task = instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
     except IncompatibleDataError as error:
         raise mismatch(cfg, run_choices, data_spec.describe(), error) from None
     except (ValueError, TypeError, RuntimeError) as error:
         if not raised_by_torch_nn(error):  # a bug of dlbook's, to be shown with its stack trace
             raise
-        net = cfg.model.get("net")
-        key, settings = ("model.net", net) if isinstance(net, DictConfig) else ("model", cfg.model)
-        listed = ", ".join(f"{name}={value}" for name, value in settings.items() if not name.startswith("_")
-                           and not isinstance(value, DictConfig))
         raise DlbookError(f"model={run_choices.get('model', '?')} cannot be built: torch refused a layer's "
-                          f"setting: {error}. Its {key} settings: {listed}.") from None
+                          f"setting: {error}. {net_settings(cfg)}") from None
+    # torch builds a layer of width 0 without a word; it fails in the first forward pass, or trains nothing
+    empty = next(((name, tuple(parameter.shape)) for name, parameter in task.named_parameters()
+                  if not isinstance(parameter, UninitializedParameter) and parameter.numel() == 0), None)
+    if empty is not None:
+        raise DlbookError(f"model={run_choices.get('model', '?')} cannot be built: its layer {empty[0]} would have "
+                          f"no weights (shape {empty[1]}), as a width, channel count or multiplier is 0 or rounds "
+                          f"to 0. {net_settings(cfg)}")
+    return task
+
+
+def net_settings(cfg: DictConfig) -> str:
+    """The model's net settings (its own where it has no net), as a sentence for an error about them."""
+    net = cfg.model.get("net")
+    key, settings = ("model.net", net) if isinstance(net, DictConfig) else ("model", cfg.model)
+    listed = ", ".join(f"{name}={value}" for name, value in settings.items() if not name.startswith("_")
+                       and not isinstance(value, DictConfig))
+    return f"Its {key} settings: {listed}."
 
 
 # The Trainer's counts and their least valid value. Lightning takes these without checking them and later divides

@@ -21,6 +21,8 @@ from dlbook.nets.vision.squeezenet import SqueezeNet
 from dlbook.nets.vision.vgg import VGG
 from dlbook.nets.vision.xception import Xception
 from dlbook.tasks.classification import ClassificationTask
+from dlbook.train import train
+from tests.datasets import write_mnist
 
 WORKSHOP_BLOCKS = [{"channels": 64, "pool": 2}, {"channels": 64, "pool": 2}]
 
@@ -222,3 +224,35 @@ def test_a_few_steps_lower_the_loss(name):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # torch builds a layer of width 0 and fails in the first forward pass, or trains nothing through it
+    (["data=digits", "model=mlp", "model.net.hidden_sizes=[0]"],
+     "model=mlp cannot be built: its layer net.layers.1.weight would have no weights (shape (0, 64)), as a width, "
+     "channel count or multiplier is 0 or rounds to 0. Its model.net settings: hidden_sizes=[0], activation=relu"),
+    (["data=digits", "model=densenet", "model.net.growth_rate=0"], "would have no weights (shape (0, 1, 3, 3))"),
+    (["data=digits", "model=resnet9", "model.net.width=0"], "Its model.net settings: width=0"),
+    (["data=digits", "model=mnist_cnn", "model.net.hidden_size=0"], "model=mnist_cnn cannot be built"),
+    # failed as the first batch was scored
+    (["data=digits", "model=resnet9", "model.label_smoothing=2"], "model.label_smoothing=2 must be a finite number "
+                                                                   "from 0 to 1."),
+    (["data=mnist", "model=lenet5", "model.net.activation=foo"], "model.net.activation='foo' is not one of relu, "
+                                                                  "tanh, sigmoid, gelu, identity."),
+    (["data=mnist", "model=capsnet", "model.net.routing_iterations=0"],
+     "model.net.routing_iterations=0 must be a positive integer."),
+    # trained the wrong way without a word
+    (["data=digits", "model=inception", "model.net.aux_weight=-1"], "model.net.aux_weight=-1 must be a finite "
+                                                                     "number from 0 up"),
+    (["data=mnist", "model=capsnet", "model.reconstruction_weight=-1"], "model.reconstruction_weight=-1 must be a "
+                                                                         "finite number from 0 up."),
+    (["data=mnist", "model=capsnet", "model.present_margin=1.5"], "model.present_margin=1.5 must be a finite "
+                                                                   "number from 0 to 1."),
+], ids=["mlp_width", "densenet_growth", "resnet9_width", "mnist_cnn_hidden", "label_smoothing",
+        "lenet5_activation", "capsnet_routing", "aux_weight", "capsnet_reconstruction", "capsnet_margin"])
+def test_a_setting_that_would_fail_or_mistrain_is_refused_before_training(run_config, tmp_path, overrides, message):
+    write_mnist(tmp_path / "data")
+    with pytest.raises(DlbookError) as refused:
+        train(run_config(["trainer.max_epochs=1", *overrides]))
+    assert message in str(refused.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()

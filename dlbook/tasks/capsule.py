@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from dlbook.data.spec import DataSpec, ImageSpec
+from dlbook.errors import check_number
 from dlbook.plots import image_grid
 from dlbook.tasks.classification import ClassificationTask
 
@@ -37,6 +38,10 @@ class CapsuleTask(ClassificationTask):
                  scheduler: dict | None = None, present_margin: float = 0.9, absent_margin: float = 0.1,
                  absent_weight: float = 0.5, reconstruction_weight: float = 0.0005, report_examples: int = 16):
         super().__init__(net, data_spec, optimizer, scheduler, report_examples=report_examples)
+        check_number("model.present_margin", present_margin, 0, 1)
+        check_number("model.absent_margin", absent_margin, 0, 1)
+        check_number("model.absent_weight", absent_weight, least=0)
+        check_number("model.reconstruction_weight", reconstruction_weight, least=0)
         self.margins = dict(present_margin=present_margin, absent_margin=absent_margin, absent_weight=absent_weight)
         self.reconstruction_weight = reconstruction_weight
         self.reconstructions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (inputs, outputs)

@@ -11,15 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlbook.errors import DlbookError, check_sizes
-from dlbook.nets.classification.mlp import ACTIVATIONS
+from dlbook.nets.classification.mlp import activation_layer
 
 
 class MLPAutoencoder(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], hidden_sizes: tuple[int, ...] = (32,),
                  activation: str = "relu", tied: bool = False):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise DlbookError(f"model.net.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}.")
+        activation_class = activation_layer(activation)
         if not hidden_sizes:
             raise DlbookError("model.net.hidden_sizes is empty; an autoencoder needs at least its code layer.")
         check_sizes("model.net.hidden_sizes", hidden_sizes)
@@ -31,7 +30,7 @@ class MLPAutoencoder(nn.Module):
             self.decoder_biases = nn.ParameterList(nn.Parameter(torch.zeros(wide)) for wide in widths[:-1])
         else:
             self.decoder = nn.ModuleList(nn.Linear(narrow, wide) for wide, narrow in zip(widths, widths[1:]))
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = activation_class()
 
     @property
     def depth(self) -> int:

@@ -13,15 +13,14 @@ from torch import nn
 
 from dlbook.errors import DlbookError, check_count, check_sizes
 from dlbook.nets.autoencoder.layers import Upsample, halved_sizes
-from dlbook.nets.classification.mlp import ACTIVATIONS
+from dlbook.nets.classification.mlp import activation_layer
 
 
 class VAE(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 2, hidden_sizes: tuple[int, ...] = (512,),
                  conv_channels: tuple[int, ...] = (), num_classes: int = 0, activation: str = "relu"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise DlbookError(f"model.net.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}.")
+        activation_class = activation_layer(activation)
         if not conv_channels and not hidden_sizes:
             raise DlbookError("model.net.hidden_sizes and model.net.conv_channels are both empty; the encoder needs "
                               "one of them.")
@@ -50,11 +49,11 @@ class VAE(nn.Module):
             widths = [math.prod(input_shape), *hidden_sizes]
             self.encoder = nn.Sequential(nn.Flatten(), *[module for wide, narrow in zip(widths, widths[1:])
                                                          for module in (nn.Linear(wide, narrow),
-                                                                        ACTIVATIONS[activation]())])
+                                                                        activation_class())])
             features = hidden_sizes[-1]
             back = [latent_dim + num_classes, *reversed(hidden_sizes)]
             self.decoder = nn.Sequential(*[module for wide, narrow in zip(back, back[1:])
-                                           for module in (nn.Linear(wide, narrow), ACTIVATIONS[activation]())],
+                                           for module in (nn.Linear(wide, narrow), activation_class())],
                                          nn.Linear(back[-1], widths[0]))
         self.mean = nn.Linear(features + num_classes, latent_dim)
         self.log_var = nn.Linear(features + num_classes, latent_dim)

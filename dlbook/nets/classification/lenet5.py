@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbook.errors import IncompatibleDataError
+from dlbook.nets.classification.mlp import activation_layer
 
 INPUT_SIZE = 32
 MIN_INPUT_SIZE = 28
@@ -23,7 +24,7 @@ class LeNet5(nn.Module):
                 f"the data gives {height}x{width}")
         left, top = (INPUT_SIZE - width) // 2, (INPUT_SIZE - height) // 2
         self.padding = (left, INPUT_SIZE - width - left, top, INPUT_SIZE - height - top)
-        act = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}[activation]
+        act = activation_layer(activation)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5), act(), nn.AvgPool2d(2),  # C1, S2: 6@14x14
             nn.Conv2d(6, 16, 5), act(), nn.AvgPool2d(2),  # C3, S4: 16@5x5

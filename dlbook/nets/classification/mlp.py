@@ -11,6 +11,13 @@ from dlbook.errors import DlbookError
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "identity": nn.Identity}
 
 
+def activation_layer(name: str, key: str = "model.net.activation", choices: dict = ACTIVATIONS) -> type[nn.Module]:
+    """The activation layer class called `name` among `choices`; another name is refused, naming setting and choices."""
+    if name not in choices:
+        raise DlbookError(f"{key}={name!r} is not one of {', '.join(choices)}.")
+    return choices[name]
+
+
 def xavier_uniform(layer: nn.Linear) -> None:
     """Keras' default for Dense layers (glorot_uniform weights, zero biases), which the TensorFlow books get."""
     nn.init.xavier_uniform_(layer.weight)
@@ -30,14 +37,13 @@ class MLP(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_sizes: tuple[int, ...] = (),
                  activation: str = "relu", dropout: float = 0.0, init: str = "default"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise DlbookError(f"model.net.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}.")
+        activation_class = activation_layer(activation)
         if init not in INITS:
             raise DlbookError(f"model.net.init={init!r} is not one of {', '.join(INITS)}.")
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for hidden in hidden_sizes:
-            layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
+            layers += [nn.Linear(width, hidden), activation_class()]
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = hidden

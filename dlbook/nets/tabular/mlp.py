@@ -1,7 +1,6 @@
 """The classifiers' multilayer perceptron as a regressor: `num_outputs` values, after an output activation."""
 
-from dlbook.errors import DlbookError
-from dlbook.nets.classification.mlp import ACTIVATIONS, MLP
+from dlbook.nets.classification.mlp import MLP, activation_layer
 
 
 class MLPRegressor(MLP):
@@ -12,7 +11,5 @@ class MLPRegressor(MLP):
                  activation: str = "relu", output_activation: str = "identity", dropout: float = 0.0,
                  init: str = "default"):
         super().__init__((num_features,), num_outputs, hidden_sizes, activation, dropout, init)
-        if output_activation not in ACTIVATIONS:
-            raise DlbookError(f"model.net.output_activation={output_activation!r} is not one of "
-                              f"{', '.join(ACTIVATIONS)}.")
-        self.layers.append(ACTIVATIONS[output_activation]())  # no parameters: the state-dict keys stay the MLP's
+        output = activation_layer(output_activation, "model.net.output_activation")
+        self.layers.append(output())  # no parameters: the state-dict keys stay the MLP's

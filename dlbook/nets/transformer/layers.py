@@ -9,7 +9,7 @@ ch. 4's, with none. Pre-norm trains deep stacks without a learning-rate warm-up;
 import torch
 from torch import nn
 
-from dlbook.errors import DlbookError
+from dlbook.nets.classification.mlp import activation_layer
 from dlbook.nets.transformer.attention import MultiHeadAttention
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
@@ -20,9 +20,8 @@ class FeedForward(nn.Sequential):
     """Linear(d_model, d_ff) -> activation -> dropout -> Linear(d_ff, d_model), applied at every position."""
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
-        if activation not in ACTIVATIONS:
-            raise DlbookError(f"model.net.activation={activation!r} is not one of {', '.join(ACTIVATIONS)}.")
-        super().__init__(nn.Linear(d_model, d_ff), ACTIVATIONS[activation](), nn.Dropout(dropout),
+        super().__init__(nn.Linear(d_model, d_ff), activation_layer(activation, choices=ACTIVATIONS)(),
+                         nn.Dropout(dropout),
                          nn.Linear(d_ff, d_model))
 
 

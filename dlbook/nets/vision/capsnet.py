@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from dlbook.errors import check_count
 from dlbook.nets.vision.layers import image_size
 
 EPSILON = 1e-9  # keeps squash's gradient finite at the zero vector
@@ -43,6 +44,7 @@ class CapsNet(nn.Module):
                  capsule_dim: int = 16, routing_iterations: int = 3, decoder_sizes: tuple[int, ...] = (512, 1024),
                  weight_std: float = 0.01):
         super().__init__()
+        check_count("model.net.routing_iterations", routing_iterations)
         channels, height, width = image_size("CapsNet", input_shape, 2 * kernel - 1)
         self.input_shape = tuple(input_shape)
         self.primary_maps, self.primary_dim = primary_maps, primary_dim

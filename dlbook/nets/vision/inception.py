@@ -13,6 +13,7 @@ every module's channels.
 import torch
 from torch import nn
 
+from dlbook.errors import check_number
 from dlbook.nets.vision.layers import conv_bn, scaled, stem_for
 
 # (1x1, 3x3 reduction, 3x3, 5x5 reduction, 5x5, pool projection) of modules 3a-3b, 4a-4e and 5a-5b.
@@ -53,6 +54,7 @@ class GoogLeNet(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, stem: str = "auto", width: float = 1.0,
                  aux_classifiers: bool = True, aux_weight: float = 0.3, dropout: float = 0.4):
         super().__init__()
+        check_number("model.net.aux_weight", aux_weight, least=0, note=" (the auxiliary classifiers' losses' weight)")
         stem = stem_for("GoogLeNet", stem, input_shape, cifar_minimum=8, imagenet_minimum=32)
         stem_channels = scaled(192, width)
         if stem == "imagenet":
