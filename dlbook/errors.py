@@ -46,12 +46,19 @@ def check_sizes(key: str, sizes) -> None:
         check_count(f"{key}[{index}]", size)
 
 
-def check_number(key: str, value, least: float | None = None, most: float | None = None, note: str = "") -> None:
-    """Refuse a setting that must be a finite number (from `least`, to `most`, where given), naming it."""
+def check_number(key: str, value, least: float | None = None, most: float | None = None, note: str = "",
+                 above: float | None = None) -> None:
+    """Refuse a setting that must be a finite number (from `least`, or `above` it, to `most`, where given),
+    naming it."""
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or (least is not None and value < least) or (most is not None and value > most)):
-        bounds = {(False, False): "", (True, False): f" from {least} up", (False, True): f" up to {most}",
-                  (True, True): f" from {least} to {most}"}[least is not None, most is not None]
+            or (least is not None and value < least) or (above is not None and value <= above)
+            or (most is not None and value > most)):
+        if least is not None:
+            bounds = f" from {least} to {most}" if most is not None else f" from {least} up"
+        elif above is not None:
+            bounds = f" above {above}" + (f" and at most {most}" if most is not None else "")
+        else:
+            bounds = f" up to {most}" if most is not None else ""
         raise DlbookError(f"{key}={value} must be a finite number{bounds}{note}.")
 
 

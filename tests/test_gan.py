@@ -130,6 +130,16 @@ def test_sample_script_refuses_a_classifier(run_config, tmp_path):
     (["model=dcgan"], "DCGAN takes square images of 14x14, 16x16, 28x28, 32x32, 64x64 pixels, the data gives 8x8.*"
                       "Data choices that fit .*: cifar10, fashion_mnist, mnist"),
     (["model=gan", "scheduler=plateau"], "watches val/loss"),
+    # these trained the wrong way without a word, or failed at the first step or grid
+    (["model=wgan", "model.clip_value=-0.01"], r"model.clip_value=-0.01 must be a finite number above 0\."),
+    (["model=wgan_gp", "data=mnist", "data.download=false", "model.gradient_penalty_weight=-1"],
+     r"model.gradient_penalty_weight=-1 must be a finite number from 0 up \(a negative weight rewards"),
+    (["model=infogan", "data=mnist", "data.download=false", "model.info_weight=-1"],
+     r"model.info_weight=-1 must be a finite number from 0 up"),
+    (["model=infogan", "data=mnist", "data.download=false", "model.categorical_code=-1"],
+     r"model.categorical_code=-1 must be a non-negative integer\."),
+    (["model=cgan", "model.num_fixed_samples=0"], r"model.num_fixed_samples=0 must be a positive integer\."),
+    (["model=gan", "model.latent_dim=0"], r"model.latent_dim=0 must be a positive integer"),
 ])
 def test_bad_gan_settings_are_one_clear_error(run_config, tmp_path, overrides, message):
     write_mnist(tmp_path / "data")

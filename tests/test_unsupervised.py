@@ -148,3 +148,10 @@ def test_colors_are_named_by_the_nearest_corner_of_the_rgb_cube():
 def test_the_models_refuse_an_optimizer(run_config):
     with pytest.raises(DlbookError, match="not by an optimizer; this run sets one. Use optimizer=none"):
         train(run_config(["model=som", "optimizer=adam", "model.rows=2", "model.columns=2"]))
+
+
+@pytest.mark.parametrize("setting", ["model.learning_rate=-1", "model.learning_rate=0", "model.radius=-2"])
+def test_the_som_refuses_a_step_or_radius_that_is_not_positive(run_config, setting):
+    # a negative rate pushed the map away from the data, without a word
+    with pytest.raises(DlbookError, match=f"{setting} must be a finite number above 0."):
+        train(run_config(["model=som", "model.rows=2", "model.columns=2", setting]))

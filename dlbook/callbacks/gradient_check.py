@@ -26,9 +26,7 @@ class GradientCheckCallback(L.Callback):
 
     def __init__(self, eps: float = 1e-6, max_elements: int | None = 1000, threshold: float | None = None,
                  seed: int = 0):
-        check_number("callbacks.gradient_check.eps", eps)
-        if eps <= 0:
-            raise DlbookError(f"callbacks.gradient_check.eps={eps} must be positive.")
+        check_number("callbacks.gradient_check.eps", eps, above=0)
         if max_elements is not None:  # 0 would check nothing, a negative count slice off only the last elements
             check_count("callbacks.gradient_check.max_elements", max_elements, note=", or null to check all")
         if threshold is not None:  # a relative error is never negative

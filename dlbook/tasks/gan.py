@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbook.data.spec import DataSpec, ImageSpec, VectorSpec
-from dlbook.errors import DlbookError, IncompatibleDataError, check_count
+from dlbook.errors import DlbookError, IncompatibleDataError, check_count, check_number
 from dlbook.plots import decision_regions, new_figure, scatter
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.utils.modes import eval_mode
@@ -77,6 +77,13 @@ class GANTask(ManualOptimizationTask):
             raise DlbookError(f"model.loss={loss!r} is not one of {', '.join(LOSSES)}")
         check_count("model.n_critic", n_critic)
         check_count("model.latent_dim", latent_dim, note=" (the noise the generator starts from)")
+        check_count("model.num_fixed_samples", num_fixed_samples)
+        check_count("model.categorical_code", categorical_code, least=0)
+        check_count("model.continuous_codes", continuous_codes, least=0)
+        for key, weight in (("gradient_penalty_weight", gradient_penalty_weight), ("info_weight", info_weight)):
+            check_number(f"model.{key}", weight, least=0, note=" (a negative weight rewards what it penalises)")
+        if clip_value is not None:  # clamping to [c, -c] with c <= 0 sets every weight to -c
+            check_number("model.clip_value", clip_value, above=0)
         if clip_value is not None and loss != "wasserstein":
             raise DlbookError(f"model.clip_value={clip_value} clips a WGAN critic; it needs model.loss=wasserstein, "
                               f"not {loss!r}")

@@ -7,7 +7,7 @@ import torch
 
 from dlbook import plots
 from dlbook.data.spec import DataSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 from dlbook.nets.unsupervised.som import SelfOrganizingMap
 from dlbook.tasks.unsupervised import SelfUpdatingTask
 
@@ -29,6 +29,9 @@ class SOMTask(SelfUpdatingTask):
         super().__init__(data_spec, optimizer, scheduler, init_seed)
         if rows < 1 or columns < 1 or rows * columns < 2:
             raise DlbookError(f"model.rows={rows} and model.columns={columns}: a map needs two units or more.")
+        check_number("model.learning_rate", learning_rate, above=0)
+        if radius is not None:
+            check_number("model.radius", radius, above=0)
         self.som = SelfOrganizingMap(self.num_features, rows, columns, self.generator())
         self.learning_rate = learning_rate
         self.radius = max(rows, columns) / 2 if radius is None else radius

@@ -3,7 +3,7 @@ draws from `generator` when given one (evaluation's fixed draws), else from torc
 
 import torch
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 
 class GaussianNoise:
@@ -11,8 +11,7 @@ class GaussianNoise:
     0.5; Pro DL ch. 5 with variance 0.1)."""
 
     def __init__(self, std: float = 0.5, clip: bool = True):
-        if std <= 0:
-            raise DlbookError(f"model.corruption.std={std} must be positive.")
+        check_number("model.corruption.std", std, above=0)
         self.std, self.clip = std, clip
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -25,8 +24,7 @@ class SaltAndPepper:
     """A `fraction` of the pixels set to 0 or 1 at random, half each (Pro DL ch. 5 with 5%)."""
 
     def __init__(self, fraction: float = 0.05):
-        if not 0 < fraction <= 1:
-            raise DlbookError(f"model.corruption.fraction={fraction} must be a share of the pixels in (0, 1].")
+        check_number("model.corruption.fraction", fraction, above=0, most=1, note=" (the share of pixels)")
         self.fraction = fraction
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

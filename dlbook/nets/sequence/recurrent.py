@@ -27,9 +27,10 @@ class RecurrentLayer(nn.Module):
                  nonlinearity: str = "tanh"):
         super().__init__()
         if cell not in CELLS:
-            raise DlbookError(f"cell={cell!r} is not one of {', '.join(CELLS)}.")
+            raise DlbookError(f"model.net.cell={cell!r} is not one of {', '.join(CELLS)}.")
         if implementation not in IMPLEMENTATIONS:
-            raise DlbookError(f"implementation={implementation!r} is not one of {', '.join(IMPLEMENTATIONS)}.")
+            raise DlbookError(f"model.net.implementation={implementation!r} is not one of "
+                              f"{', '.join(IMPLEMENTATIONS)}.")
         # Settings away from their defaults, and the one cell each belongs to.
         cell_options = {"peephole=true": (peephole, "lstm"), "reset_after=false": (not reset_after, "gru"),
                         f"nonlinearity={nonlinearity}": (nonlinearity != "tanh", "rnn")}
