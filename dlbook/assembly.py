@@ -26,7 +26,6 @@ def build_task(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
     """The task of cfg.model sized by data_spec. A model that cannot take this data is a DlbookError naming the
     data choices that fit: the spec's type is checked first, then the nets' own shape checks."""
     from hydra.utils import get_class
-    from torch.nn.parameter import UninitializedParameter
 
     optimizer = instantiate(cfg.optimizer) if cfg.get("optimizer") else None
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
@@ -34,28 +33,38 @@ def build_task(cfg: DictConfig, data_spec, run_choices: dict[str, str]):
     try:
         if not isinstance(data_spec, task_class.accepts):
             raise IncompatibleDataError(f"it trains on {task_class.accepted_kinds()} data")
-        task = instantiate(cfg.model, _partial_=True)(data_spec=data_spec, optimizer=optimizer, scheduler=scheduler)
+        return built_task(cfg.model, run_choices.get("model", "?"), data_spec=data_spec, optimizer=optimizer,
+                          scheduler=scheduler)
     except IncompatibleDataError as error:
         raise mismatch(cfg, run_choices, data_spec.describe(), error) from None
+
+
+def built_task(model_cfg: DictConfig, name: str, config_overrides: dict | None = None, **arguments):
+    """The task model_cfg describes, called with `arguments`. A layer setting torch refuses, or a layer left with no
+    weights, is a DlbookError naming the net's settings; any other error is a bug, shown with its stack trace."""
+    from torch.nn.parameter import UninitializedParameter
+
+    try:
+        task = instantiate(model_cfg, _partial_=True, **(config_overrides or {}))(**arguments)
     except (ValueError, TypeError, RuntimeError) as error:
-        if not raised_by_torch_nn(error):  # a bug of dlbook's, to be shown with its stack trace
+        if not raised_by_torch_nn(error):
             raise
-        raise DlbookError(f"model={run_choices.get('model', '?')} cannot be built: torch refused a layer's "
-                          f"setting: {error}. {net_settings(cfg)}") from None
+        raise DlbookError(f"model={name} cannot be built: torch refused a layer's setting: {error}. "
+                          f"{net_settings(model_cfg)}") from None
     # torch builds a layer of width 0 without a word; it fails in the first forward pass, or trains nothing
-    empty = next(((name, tuple(parameter.shape)) for name, parameter in task.named_parameters()
+    empty = next(((layer, tuple(parameter.shape)) for layer, parameter in task.named_parameters()
                   if not isinstance(parameter, UninitializedParameter) and parameter.numel() == 0), None)
     if empty is not None:
-        raise DlbookError(f"model={run_choices.get('model', '?')} cannot be built: its layer {empty[0]} would have "
-                          f"no weights (shape {empty[1]}), as a width, channel count or multiplier is 0 or rounds "
-                          f"to 0. {net_settings(cfg)}")
+        raise DlbookError(f"model={name} cannot be built: its layer {empty[0]} would have no weights (shape "
+                          f"{empty[1]}), as a width, channel count or multiplier is 0 or rounds to 0. "
+                          f"{net_settings(model_cfg)}")
     return task
 
 
-def net_settings(cfg: DictConfig) -> str:
+def net_settings(model_cfg: DictConfig) -> str:
     """The model's net settings (its own where it has no net), as a sentence for an error about them."""
-    net = cfg.model.get("net")
-    key, settings = ("model.net", net) if isinstance(net, DictConfig) else ("model", cfg.model)
+    net = model_cfg.get("net")
+    key, settings = ("model.net", net) if isinstance(net, DictConfig) else ("model", model_cfg)
     listed = ", ".join(f"{name}={value}" for name, value in settings.items() if not name.startswith("_")
                        and not isinstance(value, DictConfig))
     return f"Its {key} settings: {listed}."
@@ -87,7 +96,7 @@ def check_data_kind(cfg: DictConfig, run_choices: dict[str, str]) -> None:
 def mismatch(cfg: DictConfig, run_choices: dict[str, str], data_description: str, error) -> DlbookError:
     """The one-paragraph refusal of a model for the data, naming the data choices that fit it."""
     model, data = run_choices.get("model", "?"), run_choices.get("data", "?")
-    fitting, by_files = data_choices_for(cfg.model)
+    fitting, by_files = data_choices_for(cfg.model, model)
     listed = ", ".join(fitting) or "none of fixed shape"
     if by_files:
         listed += f"; of its kind, shaped by their files: {', '.join(by_files)}"
@@ -95,10 +104,10 @@ def mismatch(cfg: DictConfig, run_choices: dict[str, str], data_description: str
                        f"Data choices that fit model={model}: {listed}.")
 
 
-def data_choices_for(model_cfg: DictConfig) -> tuple[list[str], list[str]]:
-    """The data/ choices this model can be built for, and those of a kind it takes whose shape only their files
-    tell (an image folder). By spec type first, which reads no file and builds nothing; then the nets are built
-    on each fixed spec of that type."""
+def data_choices_for(model_cfg: DictConfig, name: str = "?") -> tuple[list[str], list[str]]:
+    """The data/ choices this model (`name`) can be built for, and those of a kind it takes whose shape only their
+    files tell (an image folder). By spec type first, which reads no file and builds nothing; then the nets are
+    built on each fixed spec of that type, where a setting no data can make right is refused."""
     from hydra.utils import get_class
 
     accepts = get_class(model_cfg._target_).accepts
@@ -115,7 +124,7 @@ def data_choices_for(model_cfg: DictConfig) -> tuple[list[str], list[str]]:
             by_files.append(path.stem)
             continue
         try:
-            instantiate(model_cfg, _partial_=True, **shapes_only)(data_spec=spec, optimizer=None)
+            built_task(model_cfg, name, shapes_only, data_spec=spec, optimizer=None)
             fitting.append(path.stem)
         except IncompatibleDataError:
             pass

@@ -475,3 +475,29 @@ def test_mismatched_model_and_data_are_refused(run_config, tmp_path, model, data
     with pytest.raises(DlbookError, match=f"model={model} does not fit data={data} .*{message}"):
         choices = {"model": model, "data": data}
         build_task(cfg, build_datamodule(cfg, choices).spec, choices)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # the data does not fit either: listing the data that fits built the net, whose torch error was a traceback
+    (["model=seq_regressor", "data=digits", "model.net.hidden_size=0"],
+     "model=seq_regressor cannot be built: torch refused a layer's setting: hidden_size must be greater than zero. "
+     "Its model.net settings: cell=rnn, hidden_size=0"),
+    (["model=conv1d_regressor", "data=count_ones", "model.net.pool_size=0"],  # was a ZeroDivisionError
+     "model.net.pool_size=0 must be a positive integer."),
+    # trained without end, or the wrong way, without a word
+    (["model=perceptron", "data=truth_table", "model.learning_rate=-1"],
+     "model.learning_rate=-1 must be a finite number above 0."),
+    (["model=perceptron", "data=truth_table", "model.stop_at_error=-1"],
+     "model.stop_at_error=-1 must be a finite number from 0 up, or null to train every epoch."),
+    (["model=kmeans", "data=digits", "model.tolerance=-1"],
+     "model.tolerance=-1 must be a finite number from 0 up, or null to train every epoch."),
+    (["model=kmeans", "data=digits", "model.elbow_restarts=0"], "model.elbow_restarts=0 must be a positive integer"),
+    (["model=xor_mlp", "data=truth_table", "model.row_probabilities=-1"],
+     "model.row_probabilities=-1 must be a non-negative integer."),
+], ids=["seq_regressor_on_images", "conv1d_pool", "perceptron_rate", "perceptron_stop", "kmeans_tolerance",
+        "kmeans_restarts", "row_probabilities"])
+def test_a_setting_no_run_could_use_is_refused_before_training(run_config, tmp_path, overrides, message):
+    with pytest.raises(DlbookError) as refused:
+        train(run_config(["trainer.max_epochs=1", *overrides]))
+    assert message in str(refused.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -11,7 +11,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from dlbook.data.spec import DataSpec, ImageSpec, TabularSpec, TokenSpec
 from dlbook.data.vectors import use_pretrained_vectors
-from dlbook.errors import DlbookError, IncompatibleDataError, check_number
+from dlbook.errors import DlbookError, IncompatibleDataError, check_count, check_number
 from dlbook.plots import confusion_matrix, decision_regions, image_grid, new_figure, scatter
 from dlbook.tasks.base import LossTask
 
@@ -35,6 +35,7 @@ class ClassificationTask(LossTask):
                  row_probabilities: int = 0, report_examples: int = 16):
         super().__init__(data_spec, optimizer, scheduler)
         check_number("model.label_smoothing", label_smoothing, 0, 1)  # torch checks it only in the first step
+        check_count("model.row_probabilities", row_probabilities, least=0)
         if isinstance(data_spec, TabularSpec) and data_spec.is_regression:
             plural = "s" if data_spec.num_targets > 1 else ""
             raise IncompatibleDataError(f"it predicts classes; the data has {data_spec.num_targets} numeric "

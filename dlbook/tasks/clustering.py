@@ -7,7 +7,7 @@ import torch
 
 from dlbook import plots
 from dlbook.data.spec import DataSpec
-from dlbook.errors import DlbookError, check_count
+from dlbook.errors import DlbookError, check_count, check_number
 from dlbook.nets.unsupervised.kmeans import DISTANCES, KMeans, elbow, fit_kmeans
 from dlbook.nets.unsupervised.pca import PCA
 from dlbook.tasks.unsupervised import SelfUpdatingTask
@@ -45,6 +45,9 @@ class KMeansTask(SelfUpdatingTask):
         if distance not in DISTANCES:
             raise DlbookError(f"model.distance={distance!r} is not one of {', '.join(DISTANCES)}.")
         check_count("model.num_clusters", num_clusters)
+        check_count("model.elbow_restarts", elbow_restarts, note=" (k-means++ starts for each k of the sweep)")
+        if tolerance is not None:  # below 0 no epoch would ever count as converged
+            check_number("model.tolerance", tolerance, least=0, note=", or null to train every epoch")
         if elbow_ks is not None and (len(elbow_ks) < 3 or any(k < 1 for k in elbow_ks)
                                      or list(elbow_ks) != sorted(set(elbow_ks))):
             raise DlbookError(f"model.elbow_ks={list(elbow_ks)} must be three or more distinct positive ks in "

@@ -10,7 +10,7 @@ from torchmetrics import MaxMetric
 
 from dlbook import plots
 from dlbook.data.spec import DataSpec, TabularSpec
-from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.errors import DlbookError, IncompatibleDataError, check_number
 from dlbook.tasks.base import Task
 
 RULES = ("batch", "online")
@@ -36,6 +36,9 @@ class PerceptronTask(Task):
             raise IncompatibleDataError(f"a threshold unit separates two classes; the data has {kind}")
         if rule not in RULES:
             raise DlbookError(f"model.rule={rule!r} is not one of {', '.join(RULES)}.")
+        check_number("model.learning_rate", learning_rate, above=0)
+        if stop_at_error is not None:  # below 0 no epoch's error would ever be small enough
+            check_number("model.stop_at_error", stop_at_error, least=0, note=", or null to train every epoch")
         if optimizer is not None:
             raise DlbookError("model=perceptron updates its weights by the perceptron rule, not by an optimizer; "
                               "this run sets one. Use optimizer=none.")

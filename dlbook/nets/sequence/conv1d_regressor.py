@@ -4,7 +4,7 @@ Workshop's Conv1D stock regressor (ch. 5, Ex. 5.04; 36 parameters on windows of 
 import torch
 from torch import nn
 
-from dlbook.errors import IncompatibleDataError
+from dlbook.errors import IncompatibleDataError, check_count
 from dlbook.nets.sequence.regressor import SequenceRegressor
 
 
@@ -16,6 +16,8 @@ class Conv1dRegressor(SequenceRegressor):
     def __init__(self, input_shape: tuple[int, int], num_outputs: int, filters: int = 5, kernel_size: int = 5,
                  pool_size: int = 5):
         super().__init__(input_shape, num_outputs)
+        for key, count in (("filters", filters), ("kernel_size", kernel_size), ("pool_size", pool_size)):
+            check_count(f"model.net.{key}", count)
         pooled_steps = (self.steps - kernel_size + 1) // pool_size
         if pooled_steps < 1:
             raise IncompatibleDataError(f"its convolution over {kernel_size} steps and pooling of {pool_size} need "
