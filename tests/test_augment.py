@@ -80,3 +80,15 @@ def test_image_datamodules_augment_training_batches_only():
     images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
     torch.testing.assert_close(datamodule.preprocess(images, augment=False), images / 255)
     assert not torch.allclose(datamodule.preprocess(images, augment=True), images / 255)
+
+
+@pytest.mark.parametrize("data", ["digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "unpaired_folders"])
+def test_every_image_data_choice_takes_crop_and_flip(run_config, data):
+    # mnist had neither key: data.flip=true was refused by Hydra as a key the config lacks
+    cfg = run_config([f"data={data}", "data.flip=true", "data.crop_padding=2"])
+    assert cfg.data.flip is True and cfg.data.crop_padding == 2
+
+
+def test_a_negative_crop_padding_is_refused():
+    with pytest.raises(DlbookError, match=r"data.crop_padding=-2 must be a non-negative integer"):
+        DigitsDataModule(crop_padding=-2)

@@ -169,6 +169,7 @@ class InMemoryImageDataModule(DataModule):
             raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
         if image_size is not None and image_size < 1:
             raise DlbookError(f"data.image_size={image_size} must be a positive number of pixels (or null).")
+        check_count("data.crop_padding", crop_padding, least=0, note=" (pixels of zero padding to crop from)")
         self.resize_to = image_size  # resized on the device, batch by batch (Pro DL's MNIST at 32x32)
         self.normalization = normalization
         self.flip = flip
