@@ -204,11 +204,12 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
     point_ddp_ranks_at_this_job(output_dir)
     strategy = {}
-    if cfg.trainer.get("strategy") == "ddp" and not model.automatic_optimization:
-        # A task stepping its own optimizers (a GAN) runs backward passes that each reach only some of its
-        # parameters (the discriminator's, the generator's): DDP must find the unused ones before each.
+    if cfg.trainer.get("strategy") == "ddp" and model.steps_use_part_of_the_model:
         strategy["strategy"] = "ddp_find_unused_parameters_true"
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **strategy, **cluster_plugins())
+    if trainer.world_size > 1 and model.one_process_only:
+        raise DlbookError(f"model={run_choices.get('model', '?')} {model.one_process_only}: train it in one process "
+                          f"(trainer.devices=1 and trainer.num_nodes=1), not {trainer.world_size}.")
     use_fit_loop(trainer)
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})

@@ -6,6 +6,7 @@ import glob
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from dlbook.errors import NonFiniteLossError
+from dlbook.errors import DlbookError, NonFiniteLossError
 from dlbook.train import continue_wandb_run, train
 from tests.test_cli import QUIET, ROOT, output, run
 from tests.test_train import read_csv_metrics
@@ -163,6 +165,37 @@ def test_gan_on_two_cpu_processes_keeps_both_nets_in_step(tmp_path):
     (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     assert math.isfinite(json.loads((run_dir / "metrics.json").read_text())["val/frechet_distance"])
     assert list((run_dir / "samples").glob("step_*.png"))
+
+
+@pytest.mark.parametrize("overrides, reason", [
+    (["model=rbm"], "model=rbm updates its state by its own rule, which DDP would let drift apart"),
+    (["model=kmeans"], "model=kmeans updates its state by its own rule"),
+    (["model=dbn"], "model=dbn pretrains by a rule of its own (contrastive divergence)"),
+    (["model=perceptron", "data=truth_table"], "model=perceptron updates its weights by the perceptron rule"),
+    (["model=metropolis", "data=steps"], "model=metropolis draws its chains without parameters to train"),
+])
+def test_tasks_ddp_cannot_run_are_refused_before_the_processes_start(run_config, monkeypatch, overrides, reason):
+    # The RBM's processes each updated their own weights without a word; the others failed once launched.
+    def launch(*args, **kwargs):
+        raise AssertionError("the DDP processes were started")
+
+    monkeypatch.setattr(_SubprocessScriptLauncher, "launch", launch)
+    with pytest.raises(DlbookError, match=f"{re.escape(reason)}.*train it in one process .*not 2"):
+        train(run_config(["trainer=ddp_cpu", "trainer.max_epochs=1", *overrides]))
+
+
+@pytest.mark.slow  # half a minute a model: two processes
+@pytest.mark.parametrize("overrides", [["model=ae_classifier"], ["model=dbn", "model.pretrain_epochs=0"]])
+def test_pretrained_classifiers_on_two_cpu_processes_keep_their_weights_in_step(tmp_path, overrides):
+    # Pretraining leaves the head out, and classifying leaves out the decoder or the RBMs' visible biases: DDP
+    # failed on the parameters no loss had reached.
+    ddp = run("train.py", *overrides, "data=digits", "trainer=ddp_cpu", "trainer.max_epochs=2", *QUIET,
+              "+callbacks.weights._target_=tests.callbacks.SaveWeightsPerRank", f"+callbacks.weights.dirpath={tmp_path}",
+              cwd=tmp_path)
+    assert ddp.returncode == 0, output(ddp)
+    rank0, rank1 = (torch.load(tmp_path / f"rank_{rank}.pt") for rank in (0, 1))
+    for name, weights in rank0.items():
+        assert torch.equal(weights, rank1[name]), name
 
 
 @pytest.mark.slow  # two minutes: a sweep of DDP jobs

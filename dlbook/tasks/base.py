@@ -36,6 +36,9 @@ class Task(L.LightningModule):
     accepts: tuple[type[DataSpec], ...] = ()  # the spec types this task can train on
     # (metric, label) pairs train.py and eval.py print at the end, the first that the run logged
     summary_metrics: tuple[tuple[str, str], ...] = ()
+    # Why the task trains in one process only, for the tasks DDP cannot run: it synchronises gradients and
+    # nothing else, so state a task updates by a rule of its own would drift apart between the processes.
+    one_process_only: str | None = None
 
     def __init__(self, data_spec: DataSpec, optimizer: Callable | None, scheduler: dict | None = None):
         super().__init__()
@@ -61,6 +64,12 @@ class Task(L.LightningModule):
     @classmethod
     def accepted_kinds(cls) -> str:
         return " or ".join(spec_type.kind for spec_type in cls.accepts)
+
+    @property
+    def steps_use_part_of_the_model(self) -> bool:
+        """Whether a training step's backward passes each reach only some of the parameters (a GAN's two nets, a
+        pretraining phase): DDP must then look for the ones a pass left out."""
+        return not self.automatic_optimization
 
     @property
     def has_test_metric(self) -> bool:

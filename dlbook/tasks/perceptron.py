@@ -26,6 +26,7 @@ class PerceptronTask(Task):
 
     accepts = (TabularSpec,)
     summary_metrics = (("test/acc", "Test accuracy"),)
+    one_process_only = "updates its weights by the perceptron rule, which DDP would let drift apart between processes"
 
     def __init__(self, net: Callable[..., nn.Module], data_spec: DataSpec, optimizer: Callable | None,
                  scheduler: dict | None = None, rule: str = "batch", learning_rate: float = 0.4,

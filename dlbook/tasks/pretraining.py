@@ -36,6 +36,17 @@ class PretrainedClassificationTask(ClassificationTask):
         check_count("model.pretrain_epochs", pretrain_epochs, least=0, note=" (epochs per layer)")
         self.pretrain_epochs = pretrain_epochs
 
+    @property
+    def one_process_only(self) -> str | None:
+        if self.pretrain_epochs and getattr(self.net, "pretrains_by_its_own_rule", False):
+            return ("pretrains by a rule of its own (contrastive divergence), which DDP would let drift apart "
+                    "between processes (with model.pretrain_epochs=0 it fine-tunes a pretrained checkpoint under DDP)")
+        return None
+
+    @property
+    def steps_use_part_of_the_model(self) -> bool:
+        return True  # pretraining leaves the head out, classifying the decoder (or the RBMs' visible biases)
+
     def training_step(self, batch, batch_idx):
         layer = greedy_layer(self.current_epoch, self.pretrain_epochs, self.net.pretrain_layers)
         if layer is None:

@@ -20,6 +20,7 @@ class SamplerTask(Task):
     """What the samplers share: they take the steps data and no optimizer, and draw in float64."""
 
     accepts = (StepsSpec,)
+    one_process_only = "draws its chains without parameters to train, which DDP needs"
 
     def __init__(self, data_spec: DataSpec, optimizer: Callable | None, scheduler: dict | None = None,
                  draws_per_step: int = 1000, trace_length: int = 5000):

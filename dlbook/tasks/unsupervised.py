@@ -22,6 +22,7 @@ class SelfUpdatingTask(Task):
     Labels, where the data has classes, only colour figures and score clusters."""
 
     accepts = (TabularSpec, ImageSpec)
+    one_process_only = "updates its state by its own rule, which DDP would let drift apart between processes"
 
     def __init__(self, data_spec: DataSpec, optimizer: Callable | None, scheduler: dict | None = None,
                  init_seed: int = 0):

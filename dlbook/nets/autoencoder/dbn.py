@@ -12,6 +12,8 @@ from dlbook.nets.autoencoder.rbm import BernoulliRBM, binarized, check_threshold
 
 
 class DeepBeliefNet(nn.Module):
+    pretrains_by_its_own_rule = True  # its pretrain_step updates an RBM itself; there is no loss to synchronise
+
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden_sizes: tuple[int, ...] = (100,),
                  binarize: float | None = 0.5, cd_k: int = 1, cd_lr: float = 0.01, init_std: float = 0.01):
         super().__init__()
