@@ -18,7 +18,8 @@ def test_groups_have_the_documented_choices():
     assert {"digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "unpaired_folders"} <= set(choices("data"))
     assert {"softmax_regression", "mlp", "mlp_small", "mnist_cnn", "lenet5", "resnet9", "gan", "lsgan", "wgan",
             "wgan_gp", "cgan", "dcgan", "infogan", "stackgan", "cyclegan"} <= set(choices("model"))
-    assert set(choices("scheduler")) == {"none", "step", "cosine", "onecycle", "plateau", "linear_decay"}
+    assert set(choices("scheduler")) == {"none", "step", "multistep", "cosine", "onecycle", "plateau",
+                                         "linear_decay"}
     assert set(choices("trainer")) == {"default", "cpu", "gpu", "ddp", "ddp_cpu", "mps"}
     assert set(choices("logger")) == {"wandb", "csv", "tensorboard", "many", "none"}
     assert {"fast", "overfit", "limit", "profile"} <= set(choices("debug"))

@@ -13,6 +13,7 @@ import torch
 from dlbook.data.batches import EpochSeededSampler
 from dlbook.data.text import CharTextDataModule, PTBDataModule, StreamWindows, decode, encode
 from dlbook.errors import DlbookError
+from dlbook.nets.sequence.language_model import RNNLanguageModel
 from dlbook.train import train
 from tests.datasets import SHARED_DATA, write_corpus, write_ptb
 
@@ -208,3 +209,22 @@ def test_a_byte_order_mark_is_not_read_as_a_token(tmp_path):
     path = tmp_path / "ptb.train.txt"
     path.write_bytes("\ufeffthe cat sat\n".encode("utf-8"))  # as Notepad saves UTF-8
     assert read_text(path, "utf-8", "data.path") == "the cat sat\n"
+
+
+def test_init_range_draws_every_parameter_uniformly_within_it():
+    net = RNNLanguageModel(vocab_size=50, hidden_size=16, embed_dim=16, num_layers=2, init_range=0.1)
+    for name, parameter in net.named_parameters():
+        assert parameter.abs().max() <= 0.1 and parameter.abs().max() > 0.09, name  # torch's embedding: N(0, 1)
+    with pytest.raises(DlbookError, match="model.net.init_range=0 must be a finite number above 0"):
+        RNNLanguageModel(vocab_size=50, init_range=0)
+
+
+def test_zarembas_setting_keeps_its_rate_four_epochs_then_halves_it_every_epoch(run_config, tmp_path):
+    write_ptb(tmp_path / "data" / "PTB")
+    _, objects = train(run_config(["experiment=word_lm_ptb_zaremba_small", "model.net.hidden_size=16",
+                                   "model.net.embed_dim=16", "trainer.max_epochs=6", "logger=none",
+                                   "~callbacks.text_samples", "+trainer.limit_train_batches=2",
+                                   "+trainer.limit_val_batches=1", "test=false"]))
+    optimizer = objects["trainer"].optimizers[0]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["initial_lr"] == 20
+    assert optimizer.param_groups[0]["lr"] == 20 * 0.5 ** 3  # a seventh epoch's: halved after the 4th, 5th, 6th
