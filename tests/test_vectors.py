@@ -1,11 +1,13 @@
 """Pretrained word vectors (model.embedding.pretrained=<file>) start a word model's embedding."""
 
 import gzip
+import hashlib
 
 import pytest
 import torch
 
 from dlbook.assembly import build_datamodule, build_task, restore_task
+from dlbook.data.cache import cache_key
 from dlbook.data.vectors import read_vectors
 from dlbook.errors import DlbookError
 from dlbook.train import train
@@ -114,3 +116,17 @@ def test_a_bad_vector_file_is_refused_naming_file_and_line(tmp_path, name, conte
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     with pytest.raises(DlbookError, match=message):
         read_vectors(path, ("a", "b", "word1", "café"), tmp_path / "cache")
+
+
+def test_a_cache_the_reader_before_the_finite_check_wrote_is_not_read(tmp_path):
+    # That reader kept 'nan' as a value; its cache of such a file would go on giving NaN vectors.
+    path = tmp_path / "vectors.txt"
+    path.write_text("a 1 0 0 0\nb 0 nan 0 0\n")
+    vocabulary = ("a", "b")
+    digest = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()[:16]
+    old_key = cache_key([path], vocabulary=digest, lowercase=True)
+    (tmp_path / "cache").mkdir()
+    torch.save({"vectors": torch.tensor([[1.0, 0, 0, 0], [0, float("nan"), 0, 0]]), "found": torch.ones(2).bool()},
+               tmp_path / "cache" / f"vectors-{old_key}.pt")
+    with pytest.raises(DlbookError, match="holds 'nan', which is no finite number"):
+        read_vectors(path, vocabulary, tmp_path / "cache")

@@ -34,7 +34,8 @@ def read_vectors(path: str | Path, vocabulary: tuple[str, ...], cache_dir: str |
                           f"`count dim` line, then `word v1 ... vD` per line), or set model.embedding.pretrained="
                           f"null to learn the embedding from scratch.")
     vocabulary_digest = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()[:16]
-    key = cache_key([path], vocabulary=vocabulary_digest, lowercase=lowercase)
+    # reader 2 refuses values that are not finite: a cache the first reader built may hold them
+    key = cache_key([path], vocabulary=vocabulary_digest, lowercase=lowercase, reader=2)
     result = cached(cache_dir, "vectors", key, lambda: parse(path, vocabulary, lowercase))
     return result["vectors"], result["found"]
 
