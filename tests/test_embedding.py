@@ -178,3 +178,10 @@ def test_embed_script_takes_a_classifiers_features_and_refuses_other_tasks(run_c
     train(run_config(["model=linear_regression", "data=diabetes", "trainer.max_epochs=1"], run_name="regression"))
     with pytest.raises(DlbookError, match="exposes no vectors; embed.py takes EmbeddingTask"):
         embed(compose_run([*settings[:1], f"ckpt_path={tmp_path / 'regression'}"], tmp_path / "refused", "embed"))
+
+
+def test_an_embedding_of_no_dimensions_is_refused_before_training(run_config, tmp_path):
+    # word2vec's initial range is +-0.5 / embed_dim: 0 was a ZeroDivisionError
+    write_topic_corpus(tmp_path / "data" / "PTB" / "ptb.train.txt")
+    with pytest.raises(DlbookError, match="model.net.embed_dim=0 must be a positive integer."):
+        train(run_config(["model=word2vec", *QUICK, "model.net.embed_dim=0"]))

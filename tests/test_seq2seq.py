@@ -331,3 +331,14 @@ def test_parallel_text_reads_line_aligned_files_with_their_own_validation_and_te
     (tmp_path / "data" / "nmt" / "tst2013.fr").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"Missing \(1, under that folder\): nmt/tst2013.fr"):
         module()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("model.label_smoothing=2", "model.label_smoothing=2 must be a finite number from 0 to 1."),  # failed a step in
+    ("model.max_decode_length=0", "model.max_decode_length=0 must be a positive integer"),  # decoded the longest
+    ("model.beam_size=abc", "model.beam_size=abc must be a positive integer (1: greedy)."),  # a TypeError
+])
+def test_decoding_and_loss_settings_are_checked_before_training(run_config, setting, message):
+    with pytest.raises(DlbookError) as refused:
+        train(run_config(["model=seq2seq", "data=sequence_pairs", "trainer.max_epochs=1", setting]))
+    assert message in str(refused.value)

@@ -13,7 +13,7 @@ from torchmetrics.text import BLEUScore
 
 from dlbook.data.pairs import source_tokens, target_tokens
 from dlbook.data.spec import DataSpec, PairSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import check_count, check_number
 from dlbook.nets.seq2seq.search import beam_search, greedy_decode
 from dlbook.tasks.base import LossTask
 
@@ -38,14 +38,17 @@ class Seq2SeqTask(LossTask):
                  scheduler: dict | None = None, beam_size: int = 1, length_penalty: float = 0.0,
                  max_decode_length: int | None = None, label_smoothing: float = 0.0, num_examples: int = 4):
         super().__init__(data_spec, optimizer, scheduler)
-        if beam_size < 1:
-            raise DlbookError(f"model.beam_size={beam_size} must be 1 (greedy) or more.")
+        check_count("model.beam_size", beam_size, note=" (1: greedy)")
+        if max_decode_length is not None:  # 0 meant the data's longest target, not a length
+            check_count("model.max_decode_length", max_decode_length, note=", or null for the longest target")
+        check_number("model.label_smoothing", label_smoothing, 0, 1)  # torch checks it only in the first step
         spec = data_spec
         self.net = net(source_vocab_size=spec.source_vocab_size, target_vocab_size=spec.target_vocab_size,
                        pad_index=spec.pad_index, max_source_length=spec.max_source_length,
                        max_target_length=spec.max_target_length)
         self.beam_size, self.length_penalty = beam_size, length_penalty
-        self.max_decode_length = max_decode_length or spec.max_target_length - 1  # <sos> is given, not written
+        # <sos> is given, not written
+        self.max_decode_length = spec.max_target_length - 1 if max_decode_length is None else max_decode_length
         self.num_examples = num_examples
         self.criterion = nn.CrossEntropyLoss(ignore_index=spec.pad_index, label_smoothing=label_smoothing)
         self.bleu = nn.ModuleDict({stage: BLEUScore(n_gram=4) for stage in ("val", "test")})

@@ -6,7 +6,7 @@ sampling."""
 import torch
 from torch import nn
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 
 MODES = ("cbow", "skipgram")
 INITS = ("word2vec", "keras")
@@ -32,6 +32,7 @@ class Word2Vec(nn.Module):
             raise DlbookError(f"model.net.mode={mode!r} is not one of {', '.join(self.modes)}.")
         if init not in INITS:
             raise DlbookError(f"model.net.init={init!r} is not one of {', '.join(INITS)}.")
+        check_count("model.net.embed_dim", embed_dim)  # word2vec's initial range is +-0.5 / embed_dim
         self.mode = mode
         self.input = nn.Embedding(vocab_size, embed_dim)
         self.hidden_bias = nn.Parameter(torch.zeros(embed_dim)) if bias else None
