@@ -110,6 +110,15 @@ def point_ddp_ranks_at_this_job(output_dir: str) -> None:
         hydra_cfg.run.dir = output_dir
 
 
+def refuse_several_processes(world_size: int, run_choices: dict[str, str], model, datamodule) -> None:
+    """Before DDP starts its processes: a task or data that says it trains in one process only (one_process_only)
+    is refused, with its reason."""
+    for group, part in (("model", model), ("data", datamodule)):
+        if world_size > 1 and part.one_process_only:
+            raise DlbookError(f"{group}={run_choices.get(group, '?')} {part.one_process_only}: train it in one "
+                              f"process (trainer.devices=1 and trainer.num_nodes=1), not {world_size}.")
+
+
 def job_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
@@ -207,9 +216,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.trainer.get("strategy") == "ddp" and model.steps_use_part_of_the_model:
         strategy["strategy"] = "ddp_find_unused_parameters_true"
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **strategy, **cluster_plugins())
-    if trainer.world_size > 1 and model.one_process_only:
-        raise DlbookError(f"model={run_choices.get('model', '?')} {model.one_process_only}: train it in one process "
-                          f"(trainer.devices=1 and trainer.num_nodes=1), not {trainer.world_size}.")
+    refuse_several_processes(trainer.world_size, run_choices, model, datamodule)
     use_fit_loop(trainer)
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 import torch
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from dlbook.data.batches import EpochSeededSampler
 from dlbook.data.text import CharTextDataModule, PTBDataModule, StreamWindows, decode, encode
@@ -193,14 +194,17 @@ def test_a_run_stopped_mid_epoch_resumes_with_the_carried_state(run_config, tmp_
         assert resumed[name] == pytest.approx(uninterrupted[name], abs=1e-5), name
 
 
-def test_several_processes_are_refused_before_the_windows_are_dealt_out(tmp_path):
-    from types import SimpleNamespace
+def test_several_processes_are_refused_before_they_start(run_config, tmp_path, monkeypatch):
+    # Lightning would deal the windows out to the processes, out of order; the refusal came once they had started
+    def launch(*args, **kwargs):
+        raise AssertionError("the DDP processes were started")
 
-    write_corpus(tmp_path / "tinyshakespeare" / "input.txt")
-    datamodule = CharTextDataModule(data_dir=str(tmp_path), seq_length=20, batch_size=8)
-    datamodule.trainer = SimpleNamespace(world_size=2)
-    with pytest.raises(DlbookError, match="trainer.devices=1"):
-        datamodule.setup("fit")
+    monkeypatch.setattr(_SubprocessScriptLauncher, "launch", launch)
+    write_corpus(tmp_path / "data" / "tinyshakespeare" / "input.txt")
+    with pytest.raises(DlbookError, match=r"data=text_chars reads each stream's windows in order .*: train it in "
+                                          r"one process \(trainer.devices=1 and trainer.num_nodes=1\), not 2."):
+        train(run_config(["model=char_rnn", "data=text_chars", "data.seq_length=20", "data.batch_size=8",
+                          "data.eval_batch_size=8", "trainer=ddp_cpu"]))
 
 
 def test_a_byte_order_mark_is_not_read_as_a_token(tmp_path):

@@ -72,6 +72,9 @@ class TokenStreamDataModule(DataModule):
 
     spec_type = TokenSpec
     separator: str  # between tokens in text: "" for characters, " " for words
+    # Lightning would swap in a DistributedSampler, dealing the windows to the processes out of order.
+    one_process_only = ("reads each stream's windows in order and carries the state from one to the next, which "
+                        "several processes would split apart")
 
     def __init__(self, seq_length: int = 100, encoding: str = "utf-8", **kwargs):
         super().__init__(**kwargs)
@@ -92,11 +95,6 @@ class TokenStreamDataModule(DataModule):
                          separator=self.separator)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.trainer is not None and self.trainer.world_size > 1:
-            # Lightning would swap in a DistributedSampler, dealing windows to processes out of order.
-            raise DlbookError(f"data={self.name} reads each stream's windows in order and carries the state from one "
-                              f"to the next, which {self.trainer.world_size} processes would split apart: train "
-                              f"language models in one process (trainer.devices=1, not trainer=ddp).")
         if self.data_train is not None:
             return
         splits, self.vocabulary = self.read_splits()
