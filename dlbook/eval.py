@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from dlbook.utils.config import apply_extras, config_dir, instantiate, instantiate_group, register_resolvers
-from dlbook.utils.entry import guarded, scalar_metrics, seed_run, write_summary
+from dlbook.utils.entry import guarded, refuse_several_processes, scalar_metrics, seed_run, write_summary
 
 log = logging.getLogger("dlbook.eval")
 register_resolvers()
@@ -40,6 +40,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
                               f"metric; draw samples from it with scripts/sample.py ckpt_path={ckpt_path}.")
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, logger=loggers or False)
+    refuse_several_processes(trainer.world_size, choices, data=datamodule)  # testing updates no task's state
     # Testing needs only the weights; the checkpoint's training callbacks are of no use here.
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
     trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), weights_only=True)

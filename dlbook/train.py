@@ -12,8 +12,8 @@ from dlbook.errors import DlbookError
 from dlbook.tuning import tune
 from dlbook.utils.config import (apply_extras, choices, config_dir, instantiate, instantiate_group,
                                  register_resolvers)
-from dlbook.utils.entry import (COMPLETED, close_wandb, drop_nvml_check_without_cuda, guarded, scalar_metrics,
-                                seed_run, write_summary)
+from dlbook.utils.entry import (COMPLETED, close_wandb, drop_nvml_check_without_cuda, guarded,
+                                refuse_several_processes, scalar_metrics, seed_run, write_summary)
 
 log = logging.getLogger("dlbook.train")
 register_resolvers()
@@ -108,15 +108,6 @@ def point_ddp_ranks_at_this_job(output_dir: str) -> None:
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, f"run_dir={output_dir}"]
     with read_write(hydra_cfg):
         hydra_cfg.run.dir = output_dir
-
-
-def refuse_several_processes(world_size: int, run_choices: dict[str, str], model, datamodule) -> None:
-    """Before DDP starts its processes: a task or data that says it trains in one process only (one_process_only)
-    is refused, with its reason."""
-    for group, part in (("model", model), ("data", datamodule)):
-        if world_size > 1 and part.one_process_only:
-            raise DlbookError(f"{group}={run_choices.get(group, '?')} {part.one_process_only}: train it in one "
-                              f"process (trainer.devices=1 and trainer.num_nodes=1), not {world_size}.")
 
 
 def job_overrides() -> list[str]:
@@ -216,7 +207,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.trainer.get("strategy") == "ddp" and model.steps_use_part_of_the_model:
         strategy["strategy"] = "ddp_find_unused_parameters_true"
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **strategy, **cluster_plugins())
-    refuse_several_processes(trainer.world_size, run_choices, model, datamodule)
+    refuse_several_processes(trainer.world_size, run_choices, model=model, data=datamodule)
     use_fit_loop(trainer)
     for logger in loggers:
         logger.log_hyperparams({**resolved, "run_dir": output_dir, "choices": run_choices})

@@ -15,6 +15,7 @@ from dlbook.data.batches import EpochSeededSampler
 from dlbook.data.text import CharTextDataModule, PTBDataModule, StreamWindows, decode, encode
 from dlbook.errors import DlbookError
 from dlbook.nets.sequence.language_model import RNNLanguageModel
+from dlbook.eval import evaluate
 from dlbook.train import train
 from tests.datasets import SHARED_DATA, write_corpus, write_ptb
 
@@ -201,10 +202,18 @@ def test_several_processes_are_refused_before_they_start(run_config, tmp_path, m
 
     monkeypatch.setattr(_SubprocessScriptLauncher, "launch", launch)
     write_corpus(tmp_path / "data" / "tinyshakespeare" / "input.txt")
-    with pytest.raises(DlbookError, match=r"data=text_chars reads each stream's windows in order .*: train it in "
+    with pytest.raises(DlbookError, match=r"data=text_chars reads each stream's windows in order .*: run it in "
                                           r"one process \(trainer.devices=1 and trainer.num_nodes=1\), not 2."):
         train(run_config(["model=char_rnn", "data=text_chars", "data.seq_length=20", "data.batch_size=8",
                           "data.eval_batch_size=8", "trainer=ddp_cpu"]))
+    # eval.py, too: each process would score a share of the test windows, out of order
+    train(run_config(["model=char_rnn", "data=text_chars", "data.seq_length=20", "data.batch_size=8",
+                      "data.eval_batch_size=8", "model.net.hidden_size=16", "model.net.num_layers=1",
+                      "callbacks.text_samples.length=5", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                      "+trainer.limit_val_batches=1", "test=false"]))
+    with pytest.raises(DlbookError, match=r"data=text_chars reads each stream's windows in order .*, not 2."):
+        evaluate(run_config([f"ckpt_path={tmp_path / 'run'}", "trainer=ddp_cpu"], config_name="eval",
+                            run_name="eval"))
 
 
 def test_a_byte_order_mark_is_not_read_as_a_token(tmp_path):

@@ -180,7 +180,7 @@ def test_tasks_ddp_cannot_run_are_refused_before_the_processes_start(run_config,
         raise AssertionError("the DDP processes were started")
 
     monkeypatch.setattr(_SubprocessScriptLauncher, "launch", launch)
-    with pytest.raises(DlbookError, match=f"{re.escape(reason)}.*train it in one process .*not 2"):
+    with pytest.raises(DlbookError, match=f"{re.escape(reason)}.*run it in one process .*not 2"):
         train(run_config(["trainer=ddp_cpu", "trainer.max_epochs=1", *overrides]))
 
 

@@ -72,6 +72,15 @@ def guarded(work, cfg):
             write_sweep_summary(Path(hydra_cfg.sweep.dir))
 
 
+def refuse_several_processes(world_size: int, run_choices: dict[str, str], **parts) -> None:
+    """Before DDP starts its processes: a task or datamodule (`parts`, by their config group) that runs in one
+    process only, saying why in its one_process_only, is refused with that reason."""
+    for group, part in parts.items():
+        if world_size > 1 and part.one_process_only:
+            raise DlbookError(f"{group}={run_choices.get(group, '?')} {part.one_process_only}: run it in one "
+                              f"process (trainer.devices=1 and trainer.num_nodes=1), not {world_size}.")
+
+
 def drop_nvml_check_without_cuda() -> None:
     """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import, so that asking whether CUDA is available cannot
     spoil CUDA for processes forked later. With no CUDA device there is nothing to spoil, and every such question
