@@ -268,7 +268,8 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "",
         command = [sys.executable, str(ROOT / "train.py"), f"experiment={name}", "logger=csv", f"run_dir={run_dir}",
                    *overrides, *(["ckpt_path=auto"] if record["segments"] else [])]
         print(f"[reproduce] {name}: {' '.join(command[1:])}", flush=True)
-        record["segments"].append({"started": datetime.now(timezone.utc).isoformat(), "seconds": None})
+        record["segments"].append({"started": datetime.now(timezone.utc).isoformat(), "seconds": None,
+                                   "machine": machine()})
         write_whole(run_dir / RUN_RECORD, json.dumps(record, indent=2) + "\n")
         clock = time.perf_counter()
         with open(run_dir / "stderr.log", "a+") as stderr:
@@ -281,10 +282,12 @@ def run_once(name: str, overrides: list[str], runs_dir: Path, suffix: str = "",
         if STOP.signum is not None and not completed(run_dir):
             raise Stopped(run_dir)
     started = datetime.fromisoformat(record["segments"][0]["started"])
+    # where each segment ran, as it recorded; a record from before segments kept it: this machine
+    machines = "; then ".join(dict.fromkeys(segment.get("machine") or machine() for segment in record["segments"]))
     run = {"status": COMPLETED, "error": None, "run_dir": os.path.relpath(run_dir),
            "epochs": None, "max_epochs": configured.trainer.max_epochs,
            "seconds": round(sum(segment["seconds"] for segment in record["segments"]), 1),
-           "segments": len(record["segments"]), "machine": machine(), "torch": torch_version(),
+           "segments": len(record["segments"]), "machine": machines, "torch": torch_version(),
            "date": started.strftime("%Y-%m-%d %H:%M UTC"), "overrides": overrides}
     metrics_file = run_dir / "metrics.json"
     if returncode != 0 or not metrics_file.exists():

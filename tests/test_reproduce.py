@@ -25,8 +25,9 @@ reproduce = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reproduce)
 
 
-def run_reproduce(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "0"}
+def run_reproduce(tmp_path: Path, *args: str, threads: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DLBOOK_DATA_DIR": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "0",
+           "OMP_NUM_THREADS": str(threads)}
     return subprocess.run([sys.executable, str(SCRIPT), *args, "--results", str(tmp_path / "RESULTS.md"),
                            "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
@@ -239,7 +240,8 @@ def test_resume_continues_a_stopped_run_and_reads_a_completed_one(tmp_path):
     assert row["segments"] == 2 and row["value"] == metrics["test/acc"] and row["epochs"] == 1
     assert "in 2 segments" in ledger_rows((tmp_path / "RESULTS.md").read_text())["softmax_mnist"]["run time"]
 
-    read = run_reproduce(tmp_path, "softmax_mnist", *TINY, "--resume")
+    # read by a process of other threads: the row keeps the machine the run recorded
+    read = run_reproduce(tmp_path, "softmax_mnist", *TINY, "--resume", threads=1)
     assert read.returncode == 0 and "completed before, read" in read.stdout
     assert list((tmp_path / "runs" / "softmax_mnist").iterdir()) == [run_dir]
     assert json.loads((tmp_path / "results.json").read_text())["softmax_mnist"] == row
