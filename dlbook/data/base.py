@@ -27,7 +27,7 @@ class DataModule(L.LightningDataModule):
     name: str
     layout: str  # where the files lie under data_dir, for the missing-dataset message
     spec_type: type[DataSpec]  # what `spec` returns: the cheap model/data check compares it with Task.accepts
-    one_process_only: str | None = None  # why the data cannot be dealt out to DDP's processes, where it cannot
+    one_process_only: str | None = None  # why the data cannot be dealt out to DDP's processes; None: it can
     dataset_type = TensorsDataset  # wraps the tensors of load_split
 
     def __init__(self, data_dir: str = "data", batch_size: int = 128, eval_batch_size: int | None = None,
