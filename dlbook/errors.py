@@ -47,19 +47,20 @@ def check_sizes(key: str, sizes) -> None:
 
 
 def check_number(key: str, value, least: float | None = None, most: float | None = None, note: str = "",
-                 above: float | None = None) -> None:
-    """Refuse a setting that must be a finite number (from `least`, or `above` it, to `most`, where given),
-    naming it."""
+                 above: float | None = None, below: float | None = None) -> None:
+    """Refuse a setting that must be a finite number (from `least`, or `above` it, to `most`, or `below` it, where
+    given), naming it."""
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             or (least is not None and value < least) or (above is not None and value <= above)
-            or (most is not None and value > most)):
-        if least is not None:
-            bounds = f" from {least} to {most}" if most is not None else f" from {least} up"
-        elif above is not None:
-            bounds = f" above {above}" + (f" and at most {most}" if most is not None else "")
+            or (most is not None and value > most) or (below is not None and value >= below)):
+        lower = f" from {least}" if least is not None else f" above {above}" if above is not None else ""
+        if most is not None:
+            upper = f" to {most}" if least is not None else f" and at most {most}" if lower else f" up to {most}"
+        elif below is not None:
+            upper = f" to below {below}" if least is not None else f" and below {below}" if lower else f" below {below}"
         else:
-            bounds = f" up to {most}" if most is not None else ""
-        raise DlbookError(f"{key}={value} must be a finite number{bounds}{note}.")
+            upper = " up" if least is not None else ""
+        raise DlbookError(f"{key}={value} must be a finite number{lower}{upper}{note}.")
 
 
 def user_error_message(error: BaseException) -> str | None:

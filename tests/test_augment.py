@@ -66,9 +66,10 @@ def test_each_image_gets_its_own_transform_and_keeps_shape_and_dtype():
     (dict(rotation_degrees=-5), r"rotation_degrees=-5 must be a finite number from 0 up"),
     (dict(rotation_degrees="abc"), "rotation_degrees=abc must be a finite number"),  # was a TypeError
     # Keras reads a shift of 1 and up as pixels; as a share of the size it moved every image out of view
-    (dict(width_shift=4), r"width_shift=4 must be below 1: it is a share of the image's size, not pixels"),
-    (dict(height_shift=1.0), "height_shift=1.0 must be below 1"),
-    (dict(shear_degrees=100), "shear_degrees=100 must be below 90"),
+    (dict(width_shift=4), "width_shift=4 must be a finite number from 0 to below 1: a share of the image's size, not"),
+    (dict(height_shift=1.0), "height_shift=1.0 must be a finite number from 0 to below 1"),
+    (dict(shear_degrees=100), "shear_degrees=100 must be a finite number from 0 to below 90: a shear of 90"),
+    (dict(zoom=1), r"zoom=1 must be a finite number from 0 to below 1: zoom factors are drawn in \[1 - zoom"),
 ])
 def test_bad_settings_are_refused(settings, named):
     with pytest.raises(DlbookError, match=named):

@@ -240,9 +240,13 @@ def test_mnist_resized_on_the_device(run_config, tmp_path):
     (["model=vae", "model.beta=-1"], "model.beta=-1 must be a finite number from 0 up (the KL term's weight"),
     (["model=rbm", "model.lr=-1"], "model.lr=-1 must be a finite number from 0 up."),
     (["model=dbn", "model.net.cd_lr=-1"], "model.net.cd_lr=-1 must be a finite number from 0 up."),
+    # a target activation no sigmoid unit reaches: the KL term is not a number
+    (["model=sparse_ae", "model.penalty.rho=1"],
+     "model.penalty.rho=1 must be a finite number above 0 and below 1: the code units' target mean activation"),
     # a threshold no pixel passes trains on blank images
-    (["model=rbm", "model.binarize=2"], "model.binarize=2 must be a pixel threshold from 0 up to (not including) 1"),
-    (["model=dbn", "model.net.binarize=1"], "model.net.binarize=1 must be a pixel threshold from 0 up to"),
+    (["model=rbm", "model.binarize=2"],
+     "model.binarize=2 must be a finite number from 0 to below 1: a pixel threshold (null feeds"),
+    (["model=dbn", "model.net.binarize=1"], "model.net.binarize=1 must be a finite number from 0 to below 1"),
     # counts taken as 0 or failing deep in the run
     (["model=deep_ae", "model.layerwise_epochs=-1"], "model.layerwise_epochs=-1 must be a non-negative integer"),
     (["model=vae", "model.manifold_size=0"], "model.manifold_size=0 must be a positive integer"),

@@ -70,17 +70,13 @@ class RandomAffine:
             raise DlbookError(f"data.fill_mode={fill_mode!r} is not one of {', '.join(FILL_MODES)}.")
         settings = dict(rotation_degrees=rotation_degrees, width_shift=width_shift, height_shift=height_shift,
                         shear_degrees=shear_degrees, zoom=zoom)
+        share = ": a share of the image's size, not pixels (Keras reads values from 1 up as pixels; give pixels / size)"
+        notes = dict(rotation_degrees=("", None), width_shift=(share, 1), height_shift=(share, 1),
+                     shear_degrees=(": a shear of 90 degrees or more folds the image onto a line", 90),
+                     zoom=(": zoom factors are drawn in [1 - zoom, 1 + zoom]", 1))
         for name, value in settings.items():  # each the half-width of the range its draws come from
-            check_number(f"data.{name}", value, least=0)
-        for name in ("width_shift", "height_shift"):
-            if settings[name] >= 1:  # Keras reads 1 and up as pixels; here it would move every image out of view
-                raise DlbookError(f"data.{name}={settings[name]} must be below 1: it is a share of the image's "
-                                  f"size, not pixels (Keras reads values from 1 up as pixels; give pixels / size).")
-        if shear_degrees >= 90:
-            raise DlbookError(f"data.shear_degrees={shear_degrees} must be below 90: a shear of 90 degrees or more "
-                              f"folds the image onto a line.")
-        if zoom >= 1:
-            raise DlbookError(f"data.zoom={zoom} must be below 1: zoom factors are drawn in [1 - zoom, 1 + zoom].")
+            note, below = notes[name]
+            check_number(f"data.{name}", value, least=0, below=below, note=note)
         self.ranges = settings
         self.fill_mode = fill_mode
 

@@ -14,8 +14,7 @@ class SparsityPenalty:
     `(1-p/1-p_hat)`, which Python reads as 1 - (p / 1) - p_hat."""
 
     def __init__(self, rho: float = 0.05, weight: float = 1.0):
-        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho < 1:
-            raise DlbookError(f"model.penalty.rho={rho} must be a target activation between 0 and 1.")
+        check_number("model.penalty.rho", rho, above=0, below=1, note=": the code units' target mean activation")
         check_number("model.penalty.weight", weight, least=0, note=" (a negative weight rewards what it penalises)")
         self.rho, self.weight = rho, weight
 

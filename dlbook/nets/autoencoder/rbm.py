@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlbook.errors import DlbookError, check_count
+from dlbook.errors import check_count, check_number
 
 
 def binarized(v: torch.Tensor, threshold: float | None) -> torch.Tensor:
@@ -18,10 +18,9 @@ def binarized(v: torch.Tensor, threshold: float | None) -> torch.Tensor:
 def check_threshold(key: str, threshold: float | None) -> None:
     """Refuse a binarising threshold no pixel in [0, 1] can pass, or all pass but 0s: training would see blank
     images, silently."""
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not 0 <= threshold < 1):
-        raise DlbookError(f"{key}={threshold} must be a pixel threshold from 0 up to (not including) 1, or null to "
-                          f"feed the intensities as probabilities.")
+    if threshold is not None:
+        check_number(key, threshold, least=0, below=1,
+                     note=": a pixel threshold (null feeds the intensities as probabilities)")
 
 
 class BernoulliRBM(nn.Module):
