@@ -68,8 +68,9 @@ def user_error_message(error: BaseException) -> str | None:
     MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), the
     RuntimeError of Lightning's early stopping for such a `monitor`, the ValueError or TypeError of an argument
     Lightning refuses when the Trainer, a callback or a logger is built (`trainer.precision=fp8`, a model
-    summary's `max_depth=-3`), a required value (???) left unset, or a full disk; None for any other error, a bug
-    to show with its stack trace."""
+    summary's `max_depth=-3`) or its fit loop meets as the data is set up (a `val_check_interval` longer than an
+    epoch), a required value (???) left unset, or a full disk; None for any other error, a bug to show with its
+    stack trace."""
     if isinstance(error, DlbookError):
         return str(error)
     if refused_by_lightning(error):
@@ -88,7 +89,9 @@ def refused_by_lightning(error: BaseException) -> bool:
     return ((lightning_errors is not None and isinstance(error, lightning_errors.MisconfigurationException))
             or (isinstance(error, RuntimeError)
                 and raised_in(error, "lightning/pytorch/callbacks/early_stopping.py", "_validate_condition_metric"))
-            or (isinstance(error, (ValueError, TypeError)) and raised_by_lightning_in_init(error)))
+            or (isinstance(error, (ValueError, TypeError)) and raised_by_lightning_in_init(error))
+            or (isinstance(error, ValueError)  # a val_check_interval of more batches than an epoch has
+                and raised_in(error, "lightning/pytorch/loops/fit_loop.py", "setup_data")))
 
 
 def raised_in(error: BaseException, file: str, function: str) -> bool:

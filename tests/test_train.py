@@ -252,13 +252,19 @@ def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run
     assert message in str(refused.value)
 
 
-def test_a_setting_lightning_checks_only_as_fitting_starts_is_one_paragraph(run_config):
-    # The model summary's depth is checked by the summary Lightning builds when fitting starts, not by its callback
+@pytest.mark.parametrize("overrides, message", [
+    # the model summary's depth is checked by the summary Lightning builds when fitting starts, not by its callback
+    (["++callbacks.model_summary={_target_: lightning.pytorch.callbacks.ModelSummary, max_depth: -3}"],
+     "Lightning refused a setting: `max_depth` can be -1, 0 or > 0, got -3."),
+    # a validation interval of more batches than an epoch has is checked once the data is set up
+    (["+trainer.val_check_interval=500"],
+     "Lightning refused a setting:  `val_check_interval` (500) must be less than or equal to the number of the "
+     "training batches"),
+], ids=["summary_depth", "val_check_interval"])
+def test_a_setting_lightning_checks_only_as_fitting_starts_is_one_paragraph(run_config, overrides, message):
     with pytest.raises(ValueError) as refused:
-        train(run_config(["++callbacks.model_summary={_target_: lightning.pytorch.callbacks.ModelSummary, "
-                          "max_depth: -3}"]))
-    assert user_error_message(refused.value) == ("Lightning refused a setting: `max_depth` can be -1, 0 or > 0, "
-                                                 "got -3.")
+        train(run_config(overrides))
+    assert user_error_message(refused.value).startswith(message)
 
 
 def test_a_confusion_matrix_of_many_classes_is_shaded_on_a_canvas_of_bounded_size():
