@@ -5,7 +5,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlbook.errors import DlbookError, IncompatibleDataError, check_count, raised_by_torch_nn
+from dlbook.errors import (DlbookError, IncompatibleDataError, check_count, check_gradient_clip_val,
+                           raised_by_torch_nn)
 from dlbook.utils.config import config_dir, instantiate
 
 
@@ -76,11 +77,13 @@ TRAINER_COUNTS = {"max_epochs": -1, "min_epochs": 0, "max_steps": -1, "min_steps
                   "check_val_every_n_epoch": 1, "accumulate_grad_batches": 1}
 
 
-def check_trainer_counts(trainer_cfg: DictConfig) -> None:
-    """Refuse a trainer count that is not an integer at or above its least value, before anything is built."""
+def check_trainer_settings(trainer_cfg: DictConfig) -> None:
+    """Refuse a trainer count that is not an integer at or above its least value, and a gradient clipping value
+    below 0, before anything is built."""
     for key, least in TRAINER_COUNTS.items():
         if trainer_cfg.get(key) is not None:
             check_count(f"trainer.{key}", trainer_cfg[key], least)
+    check_gradient_clip_val("trainer.gradient_clip_val", trainer_cfg.get("gradient_clip_val"))
 
 
 def check_data_kind(cfg: DictConfig, run_choices: dict[str, str]) -> None:

@@ -63,6 +63,12 @@ def check_number(key: str, value, least: float | None = None, most: float | None
         raise DlbookError(f"{key}={value} must be a finite number{lower}{upper}{note}.")
 
 
+def check_gradient_clip_val(key: str, value) -> None:
+    """Lightning clips nothing at a value of 0 or below, so a negative one would train unclipped, silently."""
+    if value is not None:
+        check_number(key, value, least=0, note=" (0 or null: no clipping)")
+
+
 def user_error_message(error: BaseException) -> str | None:
     """The paragraph to show for an error the user's settings caused: a DlbookError, a Lightning
     MisconfigurationException (a Trainer or callback setting it refuses, such as a `monitor` no metric has), the

@@ -142,7 +142,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
-    from dlbook.assembly import build_datamodule, build_task, check_trainer_counts
+    from dlbook.assembly import build_datamodule, build_task, check_trainer_settings
     from dlbook.utils.checkpoints import (changed_settings, check_weights_fit, load_checkpoint, newest_checkpoint,
                                          refuse_to_overwrite, resolve_checkpoint)
     from dlbook.utils.fit_loop import use_fit_loop
@@ -162,7 +162,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     restore = cfg.get("ckpt_restore", "full")
     if restore not in RESTORE_MODES:
         raise DlbookError(f"ckpt_restore={restore} is not one of {', '.join(RESTORE_MODES)}.")
-    check_trainer_counts(cfg.trainer)
+    check_trainer_settings(cfg.trainer)
     if cfg.get("train") and cfg.get("ckpt_path") != "auto" and not (ckpt_path and restore == "full"):
         refuse_to_overwrite(output_dir, restore)
     mode = compile_mode(cfg.get("compile"))

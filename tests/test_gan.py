@@ -140,6 +140,8 @@ def test_sample_script_refuses_a_classifier(run_config, tmp_path):
      r"model.categorical_code=-1 must be a non-negative integer\."),
     (["model=cgan", "model.num_fixed_samples=0"], r"model.num_fixed_samples=0 must be a positive integer\."),
     (["model=gan", "model.latent_dim=0"], r"model.latent_dim=0 must be a positive integer"),
+    # Lightning clips nothing at a negative value
+    (["model=gan", "model.gradient_clip_val=-1"], r"model.gradient_clip_val=-1 must be a finite number from 0 up \(0"),
 ])
 def test_bad_gan_settings_are_one_clear_error(run_config, tmp_path, overrides, message):
     write_mnist(tmp_path / "data")

@@ -224,6 +224,9 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc must be -1 (no limit) or a non-negative integer."),
     (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0 must be a positive integer."),
     (["data.batch_size=abc"], "data.batch_size=abc must be a positive integer."),  # was a TypeError comparing it
+    # Lightning clips nothing at a negative value: the run trained unclipped without a word
+    (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be a finite number from 0 up (0 or null: "
+                                       "no clipping)."),
     # the Trainer's own ValueError, shown in Hydra's "Error in call to target" wrapping
     (["trainer.precision=fp8"], "Lightning refused a setting: Precision 'fp8' is invalid. Allowed precision values"),
     (["model.net.dropout=2"], "model=mlp cannot be built: torch refused a layer's setting: dropout probability has "
@@ -244,8 +247,8 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
      "callbacks.early_stopping.patience=-2 must be a non-negative integer (validations without improvement"),
     (["callbacks=[default,early_stopping]", "callbacks.early_stopping.min_delta=abc"],
      "callbacks.early_stopping.min_delta=abc must be a finite number from 0 up"),
-], ids=["max_epochs", "log_every_n_steps", "batch_size", "precision", "dropout", "step_size", "unlimited_run",
-        "plateau_mode", "checkpoint_every", "patience", "min_delta"])
+], ids=["max_epochs", "log_every_n_steps", "batch_size", "gradient_clip_val", "precision", "dropout", "step_size",
+        "unlimited_run", "plateau_mode", "checkpoint_every", "patience", "min_delta"])
 def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run_config, overrides, message):
     with pytest.raises(DlbookError) as refused:
         train(run_config(["model=mlp", "trainer.max_epochs=2", *overrides]))

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbook.data.spec import DataSpec, ImageSpec, VectorSpec
-from dlbook.errors import DlbookError, IncompatibleDataError, check_count, check_number
+from dlbook.errors import DlbookError, IncompatibleDataError, check_count, check_gradient_clip_val, check_number
 from dlbook.plots import decision_regions, new_figure, scatter
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.utils.modes import eval_mode
@@ -82,6 +82,7 @@ class GANTask(ManualOptimizationTask):
         check_count("model.continuous_codes", continuous_codes, least=0)
         for key, weight in (("gradient_penalty_weight", gradient_penalty_weight), ("info_weight", info_weight)):
             check_number(f"model.{key}", weight, least=0, note=" (a negative weight rewards what it penalises)")
+        check_gradient_clip_val("model.gradient_clip_val", gradient_clip_val)
         if clip_value is not None:  # clamping to [c, -c] with c <= 0 sets every weight to -c
             check_number("model.clip_value", clip_value, above=0)
         if clip_value is not None and loss != "wasserstein":
