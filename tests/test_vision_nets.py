@@ -186,6 +186,11 @@ def test_classification_loss_adds_the_auxiliary_losses_weighted_by_0_3():
      r"model.net.init='he' is not one of default, xavier_uniform, zeros"),
     (partial(AlexNet, (3, 40, 40), 10, stem="imagenet"), "AlexNet with the imagenet stem takes images of at least "
                                                          "63x63 pixels, the data gives 40x40"),
+    # a multiplier of 0 or below gave every layer the floor of 8 channels, silently; text failed on round()
+    (partial(AlexNet, (3, 32, 32), 10, width=-1), r"model.net.width=-1 must be a finite number above 0 \(it scales"),
+    (partial(GoogLeNet, (3, 32, 32), 10, width=0), r"model.net.width=0 must be a finite number above 0"),
+    (partial(MobileNet, (3, 32, 32), 10, width_multiplier="abc"), r"model.net.width_multiplier=abc must be a finite"),
+    (partial(Xception, (3, 32, 32), 10, width_multiplier=0), r"model.net.width_multiplier=0 must be a finite number"),
 ])
 def test_unusable_settings_and_sizes_are_refused(net, message):
     with pytest.raises(DlbookError, match=message):

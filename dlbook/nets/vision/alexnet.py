@@ -9,7 +9,7 @@ convolution's channels (1.0 is the paper's), `classifier_width` the FC layers.
 
 from torch import nn
 
-from dlbook.nets.vision.layers import he_init, flattened_size, scaled, stem_for
+from dlbook.nets.vision.layers import check_multiplier, flattened_size, he_init, scaled, stem_for
 
 CONV_CHANNELS = (96, 256, 384, 384, 256)
 
@@ -22,6 +22,7 @@ class AlexNet(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, stem: str = "auto", width: float = 1.0,
                  classifier_width: int = 4096, dropout: float = 0.5):
         super().__init__()
+        check_multiplier("model.net.width", width)
         stem = stem_for("AlexNet", stem, input_shape, cifar_minimum=15, imagenet_minimum=63)
         c1, c2, c3, c4, c5 = (scaled(channels, width) for channels in CONV_CHANNELS)
         first = nn.Conv2d(input_shape[0], c1, 11, stride=4, padding=2) if stem == "imagenet" else \

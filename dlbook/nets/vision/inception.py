@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dlbook.errors import check_number
-from dlbook.nets.vision.layers import conv_bn, scaled, stem_for
+from dlbook.nets.vision.layers import check_multiplier, conv_bn, scaled, stem_for
 
 # (1x1, 3x3 reduction, 3x3, 5x5 reduction, 5x5, pool projection) of modules 3a-3b, 4a-4e and 5a-5b.
 MODULES = {
@@ -55,6 +55,7 @@ class GoogLeNet(nn.Module):
                  aux_classifiers: bool = True, aux_weight: float = 0.3, dropout: float = 0.4):
         super().__init__()
         check_number("model.net.aux_weight", aux_weight, least=0, note=" (the auxiliary classifiers' losses' weight)")
+        check_multiplier("model.net.width", width)
         stem = stem_for("GoogLeNet", stem, input_shape, cifar_minimum=8, imagenet_minimum=32)
         stem_channels = scaled(192, width)
         if stem == "imagenet":

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.errors import DlbookError, IncompatibleDataError, check_number
 
 
 class SeparableConv2d(nn.Sequential):
@@ -71,6 +71,11 @@ def stem_for(name: str, stem: str, input_shape: tuple[int, int, int], cifar_mini
 def scaled(channels: int, multiplier: float) -> int:
     """A layer's channels times the width multiplier, at least 8."""
     return max(8, int(round(channels * multiplier)))
+
+
+def check_multiplier(key: str, multiplier: float) -> None:
+    """A width multiplier of 0 or below would give every layer the floor of 8 channels, silently."""
+    check_number(key, multiplier, above=0, note=" (it scales every layer's channels)")
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ average pool and one linear layer (dropout 0.2 before it in version 2).
 
 from torch import nn
 
-from dlbook.nets.vision.layers import choice, conv_bn, scaled, stem_for
+from dlbook.nets.vision.layers import check_multiplier, choice, conv_bn, scaled, stem_for
 
 # Version 1: (output channels, stride) of each depthwise-separable block after the 32-channel stem.
 V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *((512, 1),) * 5, (1024, 2), (1024, 1))
@@ -44,6 +44,7 @@ class MobileNet(nn.Module):
                  width_multiplier: float = 1.0, dropout: float = 0.2):
         super().__init__()
         choice("model.net.version", version, (1, 2))
+        check_multiplier("model.net.width_multiplier", width_multiplier)
         stem = stem_for(f"MobileNet v{version}", stem, input_shape, cifar_minimum=16, imagenet_minimum=32)
         channels = scaled(32, width_multiplier)
         activation = nn.ReLU if version == 1 else nn.ReLU6

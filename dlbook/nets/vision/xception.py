@@ -12,7 +12,7 @@ layer's channels.
 
 from torch import nn
 
-from dlbook.nets.vision.layers import SeparableConv2d, conv_bn, scaled, stem_for
+from dlbook.nets.vision.layers import SeparableConv2d, check_multiplier, conv_bn, scaled, stem_for
 
 ENTRY_MODULES = ((128, 128), (256, 256), (728, 728))  # the output channels of each module's separable convolutions
 MIDDLE_MODULE = (728, 728, 728)
@@ -49,6 +49,7 @@ class Xception(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, stem: str = "auto",
                  middle_blocks: int = 8, width_multiplier: float = 1.0):
         super().__init__()
+        check_multiplier("model.net.width_multiplier", width_multiplier)
         stem = stem_for("Xception", stem, input_shape, cifar_minimum=16, imagenet_minimum=32)
         width = lambda *channels: tuple(scaled(c, width_multiplier) for c in channels)  # noqa: E731
         (c32, c64), modules = width(32, 64), []
