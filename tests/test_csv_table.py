@@ -110,7 +110,7 @@ def test_a_text_target_or_task_classification_gives_classes(run_config, tmp_path
     assert ordered.spec.target_names == ("Cork", "Bath", "Avon")
     # Given data.categories, the one-hot columns are in that order; `rooms` listed as categorical is one-hot too.
     encoded = datamodule_of(run_config, ["data=csv", path, "data.target=price", "data.categorical=[city,rooms]",
-                                         "+data.categories.city=[Cork,Bath,Avon]"])
+                                         "data.categories={city: [Cork, Bath, Avon]}"])  # the README's spelling
     assert encoded.spec.feature_names == ("size", "city=Cork", "city=Bath", "city=Avon", *(f"rooms={n}" for n in
                                                                                           range(1, 6)))
 

@@ -85,14 +85,16 @@ def test_newest_first_reverses_each_window_and_keeps_the_baseline(run_config, tm
     assert newest_metrics["test/rmse_last_value"] == pytest.approx(oldest_metrics["test/rmse_last_value"], rel=1e-6)
 
 
-def test_one_series_of_a_long_table(run_config, tmp_path):
+# the config's comment gives the second spelling, which Hydra refused while the default was an empty mapping
+@pytest.mark.parametrize("where", ["+data.where.symbol=AAPL", "data.where={symbol: AAPL}"])
+def test_one_series_of_a_long_table(run_config, tmp_path, where):
     path = tmp_path / "stocks.csv"
     rows = [f"{symbol},Jan 1 {2000 + year},{price + year}" for symbol, price in (("MSFT", 10), ("AAPL", 50))
             for year in range(30)]
     path.write_text("symbol,date,price\n" + "\n".join(rows) + "\n")
     overrides = ["data=timeseries", f"data.path={path}", "data.column=price", "data.date_column=date",
                  "data.window=3", "data.scaling=none"]
-    datamodule = datamodule_of(run_config, [*overrides, "+data.where.symbol=AAPL"])
+    datamodule = datamodule_of(run_config, [*overrides, where])
     inputs, targets = datamodule.data_train.tensors
     assert inputs[0, :, 0].tolist() == [50.0, 51.0, 52.0] and targets[0].tolist() == [53.0]
     assert datamodule.dates[0] == "Jan 1 2000" and len(datamodule.dates) == 30

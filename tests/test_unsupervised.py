@@ -38,7 +38,7 @@ def circle_of_blobs(centers: int, generator: torch.Generator, per_blob: int = 60
 
 def test_kmeans_recovers_well_separated_blobs(run_config, tmp_path):
     cfg = run_config(["model=kmeans", "data=synthetic", "data.dataset=blobs", "data.num_samples=300",
-                      "+data.options.centers=4", "+data.options.cluster_std=0.3", "data.generation_seed=0",
+                      "data.options={centers: 4, cluster_std: 0.3}", "data.generation_seed=0",
                       "model.num_clusters=4", "model.tolerance=null", "trainer.max_epochs=4", "logger=csv"])
     metrics, objects = train(cfg)
     datamodule = objects["datamodule"]
