@@ -80,7 +80,7 @@ def user_error_message(error: BaseException) -> str | None:
     if isinstance(error, DlbookError):
         return str(error)
     if refused_by_lightning(error):
-        return f"Lightning refused a setting: {error}"
+        return f"Lightning refused a setting: {str(error).strip()}"  # some of its messages start with a space
     omegaconf_errors = sys.modules.get("omegaconf.errors")
     if omegaconf_errors is not None and isinstance(error, omegaconf_errors.MissingMandatoryValue):
         return f"{error.full_key} is required (??? in the config): pass {error.full_key}=<value>."

@@ -261,7 +261,7 @@ def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run
      "Lightning refused a setting: `max_depth` can be -1, 0 or > 0, got -3."),
     # a validation interval of more batches than an epoch has is checked once the data is set up
     (["+trainer.val_check_interval=500"],
-     "Lightning refused a setting:  `val_check_interval` (500) must be less than or equal to the number of the "
+     "Lightning refused a setting: `val_check_interval` (500) must be less than or equal to the number of the "
      "training batches"),
 ], ids=["summary_depth", "val_check_interval"])
 def test_a_setting_lightning_checks_only_as_fitting_starts_is_one_paragraph(run_config, overrides, message):
