@@ -143,8 +143,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 
     from dlbook.assembly import build_datamodule, build_task, check_trainer_settings
-    from dlbook.utils.checkpoints import (changed_settings, check_weights_fit, load_checkpoint, newest_checkpoint,
-                                         refuse_to_overwrite, resolve_checkpoint)
+    from dlbook.utils.checkpoints import (changed_settings, check_weights_fit, limit_reached, load_checkpoint,
+                                         newest_checkpoint, refuse_to_overwrite, resolve_checkpoint)
     from dlbook.utils.fit_loop import use_fit_loop
 
     drop_nvml_check_without_cuda()
@@ -186,6 +186,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             log.warning(f"Resuming from {ckpt_path} with settings other than those of the run that wrote it: "
                         f"{'; '.join(changes)}. To continue that run as it was, pass its overrides (its "
                         f".hydra/overrides.yaml).")
+        if restore == "full" and cfg.get("train") and (reached := limit_reached(checkpoint, cfg.trainer)):
+            log.warning(f"{ckpt_path} has trained {reached}: there is nothing left to train, so this run only "
+                        f"tests it, and its metrics.json has no training metrics. To train on, raise the limit.")
         del checkpoint
     if cfg.trainer.get("accumulate_grad_batches", 1) != 1 and not model.automatic_optimization:
         raise DlbookError(f"trainer.accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}: "

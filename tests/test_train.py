@@ -160,6 +160,11 @@ def test_a_resume_with_other_settings_than_its_run_names_them(run_config, tmp_pa
     train(run_config(["trainer.max_epochs=3", "test=false", "ckpt_path=last", "data.batch_size=32",
                       "optimizer.lr=0.003"]))
     assert "data.batch_size: 64 -> 32; optimizer.lr: 0.001 -> 0.003. To continue that run as it was" in caplog.text
+    assert "nothing left to train" not in caplog.text
+    # a resume that would train nothing: Lightning only logs that the limit is reached
+    train(run_config(["trainer.max_epochs=3", "test=false", "ckpt_path=last", "data.batch_size=32",
+                      "optimizer.lr=0.003"]))
+    assert "has trained 3 epochs, trainer.max_epochs=3: there is nothing left to train" in caplog.text
 
 
 def test_accumulated_gradients_step_once_every_few_batches(run_config):

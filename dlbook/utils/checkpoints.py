@@ -182,6 +182,18 @@ def changed_settings(checkpoint: dict, config) -> list[str]:
             if (key in then, then.get(key)) != (key in now, now.get(key)) and not RESUME_MAY_CHANGE.search(key)]
 
 
+def limit_reached(checkpoint: dict, trainer_config) -> str | None:
+    """The trainer limit (max_epochs, max_steps) a checkpoint has already reached, as "N epochs, max_epochs=M",
+    so that a resume of it trains nothing; None if training goes on."""
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get(
+        "processed", 0)
+    for key, done, unit in (("max_epochs", epochs, "epochs"), ("max_steps", checkpoint.get("global_step", 0), "steps")):
+        limit = trainer_config.get(key)
+        if limit is not None and limit != -1 and done >= limit:
+            return f"{done} {unit}, trainer.{key}={limit}"
+    return None
+
+
 def saved_run_config(checkpoint: dict, path: Path, reader: str):
     """The resolved config and the group choices that train.py stored in a checkpoint."""
     from omegaconf import OmegaConf
