@@ -244,6 +244,9 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
                                                       "integer; null took it from the run's steps"),
     (["scheduler=plateau", "scheduler.scheduler.mode=foo"],  # torch refuses it
      "scheduler.scheduler cannot be built: mode foo is unknown!. It is ReduceLROnPlateau(mode=foo, factor=0.1"),
+    # a choice's name where its config belongs: "'str' object is not callable"
+    (["model=gan", "model.generator_optimizer=rmsprop"], "model.generator_optimizer=rmsprop names an optimizer where "
+                                                          "its config belongs: choose one with optimizer@model."),
     # a Lightning callback's own check, in Hydra's wrapping too
     (["+callbacks.model_checkpoint.every_n_epochs=abc"], "Lightning refused a setting: '<' not supported between "
                                                           "instances of 'str' and 'int' (building lightning."),
@@ -253,7 +256,7 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     (["callbacks=[default,early_stopping]", "callbacks.early_stopping.min_delta=abc"],
      "callbacks.early_stopping.min_delta=abc must be a finite number from 0 up"),
 ], ids=["max_epochs", "log_every_n_steps", "batch_size", "gradient_clip_val", "precision", "dropout", "step_size",
-        "unlimited_run", "plateau_mode", "checkpoint_every", "patience", "min_delta"])
+        "unlimited_run", "plateau_mode", "optimizer_name", "checkpoint_every", "patience", "min_delta"])
 def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run_config, overrides, message):
     with pytest.raises(DlbookError) as refused:
         train(run_config(["model=mlp", "trainer.max_epochs=2", *overrides]))
