@@ -1,5 +1,5 @@
-"""Look at the vectors of a trained model (model=word2vec, doc2vec; a classifier's penultimate-layer features,
-kind=features; an autoencoder's codes of test images, kind=codes):
+"""Look at the vectors of a trained model (model=word2vec, doc2vec: word vectors, or document vectors with
+kind=documents; a classifier's penultimate-layer features; an autoencoder's codes of test images):
 
   python scripts/embed.py ckpt_path=outputs/train/runs/<timestamp> query=[king,queen] k=10
   python scripts/embed.py ckpt_path=<run> analogy="king - man + woman"
@@ -52,7 +52,8 @@ def embed(cfg: DictConfig) -> dict:
         raise DlbookError(f"ckpt_path={ckpt_path} holds model={choices.get('model')} ({type(task).__name__}), "
                           f"which exposes no vectors; embed.py takes {EXPOSING}.")
     task.eval()
-    vectors, labels = task.embeddings(kind=cfg.kind, limit=cfg.limit, datamodule=datamodule)
+    kind = {} if cfg.kind is None else {"kind": cfg.kind}  # null: the model's own kind
+    vectors, labels = task.embeddings(**kind, limit=cfg.limit, datamodule=datamodule)
     result = {"neighbours": {}, "analogy": None, "files": []}
     for word in cfg.query or []:
         result["neighbours"][str(word)] = neighbours(vectors, labels, [str(word)], [], cfg.k)

@@ -206,8 +206,9 @@ def test_embed_script_gives_an_autoencoders_codes(run_config, tmp_path):
     from scripts.embed import embed
 
     train(run_config(["model=ae", *DIGITS, "callbacks.figures=null"]))
-    settings = [f"paths.log_dir={tmp_path / 'outputs'}", f"ckpt_path={tmp_path / 'run'}", "kind=codes", "limit=40",
-                "export=true", "projection=pca"]
+    # no kind=: an autoencoder's vectors are its codes (the default was kind=words, which it refused)
+    settings = [f"paths.log_dir={tmp_path / 'outputs'}", f"ckpt_path={tmp_path / 'run'}", "limit=40", "export=true",
+                "projection=pca"]
     embed(compose_run(settings, tmp_path / "codes", "embed"))
     vectors = (tmp_path / "codes" / "vectors.tsv").read_text().splitlines()
     assert len(vectors) == 40 and len(vectors[0].split("\t")) == 32  # model=ae's 32-unit code
