@@ -229,6 +229,13 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     (["trainer.max_epochs=abc"], "trainer.max_epochs=abc must be -1 (no limit) or a non-negative integer."),
     (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0 must be a positive integer."),
     (["data.batch_size=abc"], "data.batch_size=abc must be a positive integer."),  # was a TypeError comparing it
+    # fractions and shares checked by hand compared text with numbers: Hydra's "Error in call to target", a TypeError
+    (["data.val_fraction=abc"], "data.val_fraction=abc must be a finite number from 0 to below 1."),
+    (["data=iris", "data.test_fraction=abc"], "data.test_fraction=abc must be a finite number from 0 to below 1."),
+    (["model=pca", "model.n_components=null", "model.keep_info=abc"],
+     "model.keep_info=abc must be a finite number above 0 and at most 1."),
+    (["model=seq2seq", "data=sequence_pairs", "model.net.teacher_forcing=abc"],
+     "model.net.teacher_forcing=abc must be a finite number from 0 to 1."),
     # Lightning clips nothing at a negative value: the run trained unclipped without a word
     (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be a finite number from 0 up (0 or null: "
                                        "no clipping)."),
@@ -255,8 +262,9 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
      "callbacks.early_stopping.patience=-2 must be a non-negative integer (validations without improvement"),
     (["callbacks=[default,early_stopping]", "callbacks.early_stopping.min_delta=abc"],
      "callbacks.early_stopping.min_delta=abc must be a finite number from 0 up"),
-], ids=["max_epochs", "log_every_n_steps", "batch_size", "gradient_clip_val", "precision", "dropout", "step_size",
-        "unlimited_run", "plateau_mode", "optimizer_name", "checkpoint_every", "patience", "min_delta"])
+], ids=["max_epochs", "log_every_n_steps", "batch_size", "val_fraction", "test_fraction", "keep_info",
+        "teacher_forcing", "gradient_clip_val", "precision", "dropout", "step_size", "unlimited_run", "plateau_mode",
+        "optimizer_name", "checkpoint_every", "patience", "min_delta"])
 def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run_config, overrides, message):
     with pytest.raises(DlbookError) as refused:
         train(run_config(["model=mlp", "trainer.max_epochs=2", *overrides]))

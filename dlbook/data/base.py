@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from dlbook.data.augment import RandomAffine, random_crop, random_flip
 from dlbook.data.batches import TensorImageDataset, TensorsDataset, batch_loader
 from dlbook.data.spec import DataSpec, ImageSpec
-from dlbook.errors import DatasetNotFoundError, DlbookError, check_count
+from dlbook.errors import DatasetNotFoundError, DlbookError, check_count, check_number
 
 NORMALIZATIONS = ("standard", "symmetric", "unit")
 
@@ -34,8 +34,7 @@ class DataModule(L.LightningDataModule):
                  val_fraction: float = 0.1, split_seed: int = 42, shuffle_seed: int = 0, download: bool = True,
                  pin_memory: bool = False, validate_on_test: bool = False):
         super().__init__()
-        if not 0.0 <= val_fraction < 1.0:
-            raise DlbookError(f"data.val_fraction={val_fraction} must lie in [0, 1).")
+        check_number("data.val_fraction", val_fraction, least=0, below=1)
         check_count("data.batch_size", batch_size)
         if validate_on_test and val_fraction:
             raise DlbookError(f"data.validate_on_test=true validates on the test set, so no validation split is "

@@ -18,7 +18,7 @@ from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_file, warn_unless_published
 from dlbook.data.spec import CorpusSpec
 from dlbook.data.text import PTB_FILES, PTB_MD5, PTB_URL, UNKNOWN, read_text
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 log = logging.getLogger("dlbook")
 
@@ -109,10 +109,10 @@ class TextCorpusDataModule(DataModule):
             raise DlbookError(f"data.min_count={min_count} must be 1 or more.")
         if max_vocab is not None and max_vocab < 1:
             raise DlbookError(f"data.max_vocab={max_vocab} must be a positive number of words, or null for all.")
-        if subsample is not None and not subsample > 0:
-            raise DlbookError(f"data.subsample={subsample} must be positive (Mikolov's t, e.g. 1e-5), or null.")
-        if not 0.0 <= test_fraction < 1.0 - self.val_fraction:
-            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1 - data.val_fraction).")
+        if subsample is not None:
+            check_number("data.subsample", subsample, above=0, note=" (Mikolov's t, e.g. 1e-5), or null")
+        check_number("data.test_fraction", test_fraction, least=0, below=round(1 - self.val_fraction, 12),
+                     note=" (1 - data.val_fraction)")
         self.default_path = self.data_dir / "PTB" / PTB_FILES["train"]
         self.path = Path(path).expanduser() if path else self.default_path
         self.layout = str(self.path.relative_to(self.data_dir) if self.path.is_relative_to(self.data_dir)

@@ -16,7 +16,7 @@ from dlbook.data.base import DataModule
 from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_archive
 from dlbook.data.spec import TokenSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 log = logging.getLogger("dlbook")
 
@@ -121,8 +121,7 @@ class IMDBDataModule(DataModule):
             raise DlbookError(f"data.truncation={truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
         if test_split not in TEST_SPLITS:
             raise DlbookError(f"data.test_split={test_split!r} is not one of {', '.join(TEST_SPLITS)}.")
-        if not 0.0 <= test_fraction < 1.0:
-            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
+        check_number("data.test_fraction", test_fraction, least=0, below=1)
         self.vocab_size, self.max_length, self.truncation = vocab_size, max_length, truncation
         self.test_split, self.test_fraction = test_split, test_fraction
         self.cache_dir = cache_dir

@@ -19,7 +19,7 @@ from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_archive, download_file
 from dlbook.data.spec import PairSpec
 from dlbook.data.text import read_text
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 log = logging.getLogger("dlbook")
 
@@ -196,8 +196,7 @@ class TranslationPairsDataModule(SequencePairDataModule):
         if max_vocab is not None and max_vocab <= len(SPECIAL_TOKENS):
             raise DlbookError(f"data.max_vocab={max_vocab} leaves no id for a word: {', '.join(SPECIAL_TOKENS)} "
                               f"take {len(SPECIAL_TOKENS)}; set it above that, or null.")
-        if not 0.0 <= test_fraction < 1.0:
-            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
+        check_number("data.test_fraction", test_fraction, least=0, below=1)
         self.path = Path(path).expanduser() if path else self.data_dir / "fra-eng" / "fra.txt"
         self.reverse, self.max_pairs, self.max_length = reverse, max_pairs, max_length
         self.min_count, self.max_vocab, self.test_fraction = min_count, max_vocab, test_fraction

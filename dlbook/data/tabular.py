@@ -12,7 +12,7 @@ from dlbook.data.batches import TensorsDataset
 from dlbook.data.download import download_file
 from dlbook.data.parsing import finite_number
 from dlbook.data.spec import TabularSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,7 @@ class TabularDataModule(DataModule):
     def __init__(self, test_fraction: float = 0.2, scaling: str = "standard", features: list | None = None,
                  **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= test_fraction < 1.0:
-            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
+        check_number("data.test_fraction", test_fraction, least=0, below=1)
         if scaling not in SCALINGS:
             raise DlbookError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}.")
         self.test_fraction = test_fraction

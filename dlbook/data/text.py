@@ -16,7 +16,7 @@ from dlbook.data.batches import batch_loader
 from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_file, warn_unless_published
 from dlbook.data.spec import TokenSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
@@ -143,8 +143,8 @@ class CharTextDataModule(TokenStreamDataModule):
 
     def __init__(self, path: str | None = None, test_fraction: float = 0.05, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= test_fraction < 1.0 - self.val_fraction:
-            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1 - data.val_fraction).")
+        check_number("data.test_fraction", test_fraction, least=0, below=round(1 - self.val_fraction, 12),
+                     note=" (1 - data.val_fraction)")
         self.default_path = self.data_dir / "tinyshakespeare" / "input.txt"
         self.path = Path(path).expanduser() if path else self.default_path
         self.test_fraction = test_fraction

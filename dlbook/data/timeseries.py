@@ -15,7 +15,7 @@ from dlbook.data.download import download_file, warn_unless_published
 from dlbook.data.parsing import finite_number
 from dlbook.data.spec import TimeSeriesSpec
 from dlbook.data.tabular import SCALINGS, Scaling
-from dlbook.errors import DatasetNotFoundError, DlbookError
+from dlbook.errors import DatasetNotFoundError, DlbookError, check_number
 
 SPLITS = ("train", "val", "test")
 
@@ -93,8 +93,7 @@ class TimeSeriesDataModule(DataModule):
         for option, value in (("window", window), ("horizon", horizon)):
             if not isinstance(value, int) or value < 1:
                 raise DlbookError(f"data.{option}={value} must be a positive number of steps.")
-        if not 0.0 <= test_fraction < 1.0:
-            raise DlbookError(f"data.test_fraction={test_fraction} must lie in [0, 1).")
+        check_number("data.test_fraction", test_fraction, least=0, below=1)
         if scaling not in SCALINGS:
             raise DlbookError(f"data.scaling={scaling!r} is not one of {', '.join(SCALINGS)}.")
         self.column, self.date_column, self.where = column, date_column, dict(where or {})

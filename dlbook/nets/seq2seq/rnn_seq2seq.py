@@ -6,7 +6,7 @@ Luong attention, the TF 1.x Cookbook's NMT (ch. 6). A sequence-to-sequence net f
 import torch
 from torch import nn
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_number
 from dlbook.nets.seq2seq.attention import KINDS, AdditiveAttention, MultiplicativeAttention
 from dlbook.nets.sequence.recurrent import RecurrentLayer
 
@@ -37,8 +37,7 @@ class RNNSeq2Seq(nn.Module):
         super().__init__()
         if attention not in KINDS:
             raise DlbookError(f"model.net.attention={attention!r} is not one of {', '.join(KINDS)}.")
-        if not 0.0 <= teacher_forcing <= 1.0:
-            raise DlbookError(f"model.net.teacher_forcing={teacher_forcing} must lie in [0, 1].")
+        check_number("model.net.teacher_forcing", teacher_forcing, least=0, most=1)
         self.pad_index, self.cell, self.attention_kind = pad_index, cell, attention
         self.teacher_forcing = teacher_forcing
         self.source_embedding = nn.Embedding(source_vocab_size, embed_dim, padding_idx=pad_index)

@@ -4,7 +4,7 @@
 import torch
 from torch import nn
 
-from dlbook.errors import DlbookError, IncompatibleDataError
+from dlbook.errors import DlbookError, IncompatibleDataError, check_number
 
 INFO_MEASURES = ("variance", "singular_values")
 
@@ -25,8 +25,8 @@ class PCA(nn.Module):
                               f"of them (the other null), e.g. model.n_components=2 or model.keep_info=0.8.")
         if info not in INFO_MEASURES:
             raise DlbookError(f"model.info={info!r} is not one of {', '.join(INFO_MEASURES)}.")
-        if keep_info is not None and not 0 < keep_info <= 1:
-            raise DlbookError(f"model.keep_info={keep_info} must lie in (0, 1].")
+        if keep_info is not None:
+            check_number("model.keep_info", keep_info, above=0, most=1)
         if n_components is not None and not 1 <= n_components <= num_features:
             raise IncompatibleDataError(f"it keeps model.n_components={n_components} components, and the data has "
                                         f"{num_features} features")
