@@ -132,7 +132,7 @@ def test_bad_input_is_refused_clearly(tmp_path, run_config):
         corpus(tmp_path, "  \n")
     with pytest.raises(DlbookError, match="data.min_count=9 times .* lower data.min_count"):
         corpus(tmp_path, "a few words", min_count=9)
-    with pytest.raises(DlbookError, match="data.window=0 must be 1 or more"):
+    with pytest.raises(DlbookError, match=r"data.window=0 must be a positive integer \(context words on each side\)"):
         corpus(tmp_path, "a b", window=0)
     with pytest.raises(DlbookError, match="data.sentences='commas' is not one of lines, periods, documents"):
         corpus(tmp_path, "a b", sentences="commas")

@@ -272,6 +272,33 @@ def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run
 
 
 @pytest.mark.parametrize("overrides, message", [
+    (["model=char_rnn", "data=text_chars", "data.seq_length=abc"], "data.seq_length=abc must be a positive integer"),
+    (["model=rnn_classifier", "data=imdb", "data.max_length=abc"], "data.max_length=abc must be a positive integer"),
+    (["model=rnn_classifier", "data=imdb", "data.vocab_size=2"], "data.vocab_size=2 must be an integer from 3 up: "
+                                                                 "the pad and unknown tokens take two ids"),
+    (["data=bag_of_words", "data.ngrams=abc"], "data.ngrams=abc must be a positive integer: 1 (words) or more"),
+    (["model=sine_gan", "data=sine", "data.num_batches=abc"], "data.num_batches=abc must be a positive integer"),
+    (["model=linear_rnn", "data=count_ones", "data.length=abc"], "data.length=abc must be a positive integer."),
+    (["model=word2vec", "data=text_corpus", "data.window=abc"], "data.window=abc must be a positive integer"),
+    (["model=seq2seq", "data=sequence_pairs", "data.symbols=abc"], "data.symbols=abc must be a positive integer."),
+    (["model=seq2seq", "data=translation_pairs", "data.max_vocab=abc"], "data.max_vocab=abc must be an integer "
+                                                                         "from 5 up, or null"),
+    (["model=metropolis", "data=steps", "model.chains=abc"], "model.chains=abc must be a positive integer."),
+    (["model=gibbs", "data=steps", "model.draws_per_step=abc"], "model.draws_per_step=abc must be a positive"),
+    (["model=som", "data=synthetic", "model.rows=abc"], "model.rows=abc must be a positive integer."),
+    (["scheduler=linear_decay", "scheduler.scheduler.decay_epochs=abc"],
+     "scheduler.scheduler.decay_epochs=abc must be a positive integer up to 2."),
+], ids=["seq_length", "max_length", "vocab_size", "ngrams", "num_batches", "length", "window", "symbols",
+        "max_vocab", "chains", "draws_per_step", "rows", "decay_epochs"])
+def test_a_count_given_as_text_is_named_with_its_range(run_config, overrides, message):
+    # the hand-written comparisons these replaced raised TypeError ('<' between str and int), in Hydra's
+    # "Error in call to target" or with a stack trace
+    with pytest.raises(DlbookError) as refused:
+        train(run_config(["model=mlp", "trainer.max_epochs=2", *overrides]))
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
     # the model summary's depth is checked by the summary Lightning builds when fitting starts, not by its callback
     (["++callbacks.model_summary={_target_: lightning.pytorch.callbacks.ModelSummary, max_depth: -3}"],
      "Lightning refused a setting: `max_depth` can be -1, 0 or > 0, got -3."),

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from dlbook.data.download import download_archive
 from dlbook.data.imdb import MD5 as IMDB_MD5, URL as IMDB_URL
 from dlbook.data.tabular import Table, TabularDataModule
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 
 WEIGHTINGS = ("count", "binary", "tfidf")
 TAG = re.compile(r"<[^>]+>")  # HTML tags such as the IMDB reviews' <br />
@@ -44,11 +44,10 @@ class BagOfWordsDataModule(TabularDataModule):
     def __init__(self, root: str, weighting: str = "tfidf", max_features: int | None = 2000, ngrams: int = 1,
                  strip_tags: bool = True, encoding: str = "utf-8", **kwargs):
         super().__init__(**kwargs)
-        if max_features is not None and max_features < 1:
-            raise DlbookError(f"data.max_features={max_features} must be a positive number of words, or null for "
-                              f"every word of the training documents.")
-        if ngrams < 1:
-            raise DlbookError(f"data.ngrams={ngrams} must be 1 (words) or more (word n-grams up to that length).")
+        if max_features is not None:
+            check_count("data.max_features", max_features, note=" (words), or null for every word of the training "
+                                                                 "documents")
+        check_count("data.ngrams", ngrams, note=": 1 (words) or more (word n-grams up to that length)")
         self.vectorizer = vectorizer(weighting, max_features, ngrams, strip_tags)
         self.root = Path(root).expanduser()
         self.encoding = encoding

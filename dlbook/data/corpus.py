@@ -18,7 +18,7 @@ from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_file, warn_unless_published
 from dlbook.data.spec import CorpusSpec
 from dlbook.data.text import PTB_FILES, PTB_MD5, PTB_URL, UNKNOWN, read_text
-from dlbook.errors import DlbookError, check_number
+from dlbook.errors import DlbookError, check_count, check_number
 
 log = logging.getLogger("dlbook")
 
@@ -102,13 +102,11 @@ class TextCorpusDataModule(DataModule):
             if value not in valid:
                 raise DlbookError(f"data.{option}={value!r} is not one of {', '.join(valid)}.")
         right_window = window if right_window is None else right_window
-        if window < 1 or right_window < 0:
-            raise DlbookError(f"data.window={window} must be 1 or more context words on each side (and "
-                              f"data.right_window={right_window}, 0 or more, on the right).")
-        if min_count < 1:
-            raise DlbookError(f"data.min_count={min_count} must be 1 or more.")
-        if max_vocab is not None and max_vocab < 1:
-            raise DlbookError(f"data.max_vocab={max_vocab} must be a positive number of words, or null for all.")
+        check_count("data.window", window, note=" (context words on each side)")
+        check_count("data.right_window", right_window, least=0, note=" (context words on the right)")
+        check_count("data.min_count", min_count)
+        if max_vocab is not None:
+            check_count("data.max_vocab", max_vocab, note=" (words), or null for all")
         if subsample is not None:
             check_number("data.subsample", subsample, above=0, note=" (Mikolov's t, e.g. 1e-5), or null")
         check_number("data.test_fraction", test_fraction, least=0, below=round(1 - self.val_fraction, 12),

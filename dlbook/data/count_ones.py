@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from dlbook.data.base import DataModule
 from dlbook.data.batches import TensorsDataset
 from dlbook.data.spec import TimeSeriesSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 
 
 def random_sequences(count: int, length: int, generator: torch.Generator) -> torch.Tensor:
@@ -43,8 +43,7 @@ class CountOnesDataModule(DataModule):
             self.given = None
             for option, value in (("num_sequences", num_sequences), ("test_sequences", test_sequences),
                                   ("length", length)):
-                if value < 1:
-                    raise DlbookError(f"data.{option}={value} must be a positive number.")
+                check_count(f"data.{option}", value)
         self.num_sequences, self.test_sequences, self.length = num_sequences, test_sequences, length
         self.generation_seed = generation_seed
         self._generated: dict[str, torch.Tensor] | None = None

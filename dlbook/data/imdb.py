@@ -16,7 +16,7 @@ from dlbook.data.base import DataModule
 from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_archive
 from dlbook.data.spec import TokenSpec
-from dlbook.errors import DlbookError, check_number
+from dlbook.errors import DlbookError, check_count, check_number
 
 log = logging.getLogger("dlbook")
 
@@ -112,11 +112,9 @@ class IMDBDataModule(DataModule):
                  test_split: str = "auto", test_fraction: float = 0.2, cache_dir: str | None = None,
                  **kwargs):
         super().__init__(**kwargs)
-        if vocab_size <= len(SPECIAL_TOKENS):
-            raise DlbookError(f"data.vocab_size={vocab_size} leaves no id for a word: the pad and unknown tokens "
-                              f"take two; set it above {len(SPECIAL_TOKENS)}.")
-        if max_length < 1:
-            raise DlbookError(f"data.max_length={max_length} must be a positive number of words.")
+        check_count("data.vocab_size", vocab_size, least=len(SPECIAL_TOKENS) + 1,
+                    note=": the pad and unknown tokens take two ids, and a word needs one")
+        check_count("data.max_length", max_length, note=" (words)")
         if truncation not in TRUNCATIONS:
             raise DlbookError(f"data.truncation={truncation!r} is not one of {', '.join(TRUNCATIONS)}.")
         if test_split not in TEST_SPLITS:

@@ -19,7 +19,7 @@ from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_archive, download_file
 from dlbook.data.spec import PairSpec
 from dlbook.data.text import read_text
-from dlbook.errors import DlbookError, check_number
+from dlbook.errors import DlbookError, check_count, check_number
 
 log = logging.getLogger("dlbook")
 
@@ -191,11 +191,12 @@ class TranslationPairsDataModule(SequencePairDataModule):
                  test_fraction: float = 0.1, encoding: str = "utf-8", cache_dir: str | None = None, **kwargs):
         super().__init__(**kwargs)
         for option, value in (("max_pairs", max_pairs), ("max_length", max_length), ("min_count", min_count)):
-            if value is not None and value < 1:
-                raise DlbookError(f"data.{option}={value} must be a positive number (or null for no limit).")
-        if max_vocab is not None and max_vocab <= len(SPECIAL_TOKENS):
-            raise DlbookError(f"data.max_vocab={max_vocab} leaves no id for a word: {', '.join(SPECIAL_TOKENS)} "
-                              f"take {len(SPECIAL_TOKENS)}; set it above that, or null.")
+            if value is not None:
+                check_count(f"data.{option}", value, note=", or null for no limit")
+        if max_vocab is not None:
+            check_count("data.max_vocab", max_vocab, least=len(SPECIAL_TOKENS) + 1,
+                        note=f", or null: {', '.join(SPECIAL_TOKENS)} take {len(SPECIAL_TOKENS)} ids, and a word "
+                             f"needs one")
         check_number("data.test_fraction", test_fraction, least=0, below=1)
         self.path = Path(path).expanduser() if path else self.data_dir / "fra-eng" / "fra.txt"
         self.reverse, self.max_pairs, self.max_length = reverse, max_pairs, max_length
@@ -378,13 +379,15 @@ class SyntheticPairsDataModule(SequencePairDataModule):
         super().__init__(**kwargs)
         if task not in TASKS:
             raise DlbookError(f"data.task={task!r} is not one of {', '.join(TASKS)}.")
-        if not 1 <= min_length <= max_length:
+        for option, value in (("min_length", min_length), ("max_length", max_length), ("symbols", symbols),
+                              ("num_pairs", num_pairs), ("test_pairs", test_pairs)):
+            check_count(f"data.{option}", value)
+        if min_length > max_length:
             raise DlbookError(f"data.min_length={min_length} and data.max_length={max_length} must satisfy "
                               f"1 <= min_length <= max_length.")
-        for option, value in (("symbols", symbols), ("num_pairs", num_pairs), ("test_pairs", test_pairs)):
-            if value < 1:
-                raise DlbookError(f"data.{option}={value} must be a positive number.")
         self.task, self.symbols, self.min_length, self.max_length = task, symbols, min_length, max_length
+        if target_symbols is not None:
+            check_count("data.target_symbols", target_symbols, note=", or null for data.symbols")
         if target_symbols is not None and target_symbols < symbols:
             raise DlbookError(f"data.target_symbols={target_symbols} must be at least data.symbols={symbols}: the "
                               f"targets are made of the sources' symbols.")

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from dlbook.data.base import DataModule
 from dlbook.data.spec import VectorSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import check_count
 
 
 class SineCurveDataModule(DataModule):
@@ -25,8 +25,7 @@ class SineCurveDataModule(DataModule):
     def __init__(self, num_batches: int = 2000, loc_mean: float = 3.0, loc_std: float = 1.0, step: float = 0.1,
                  generation_seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        if num_batches < 1:
-            raise DlbookError(f"data.num_batches={num_batches} must be a positive number of batches per epoch.")
+        check_count("data.num_batches", num_batches, note=" (batches per epoch)")
         self.num_batches = num_batches
         self.loc_mean, self.loc_std, self.step = loc_mean, loc_std, step
         self.generation_seed = generation_seed

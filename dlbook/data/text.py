@@ -16,7 +16,7 @@ from dlbook.data.batches import batch_loader
 from dlbook.data.cache import cache_key, cached
 from dlbook.data.download import download_file, warn_unless_published
 from dlbook.data.spec import TokenSpec
-from dlbook.errors import DlbookError, check_number
+from dlbook.errors import DlbookError, check_count, check_number
 
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
@@ -78,8 +78,7 @@ class TokenStreamDataModule(DataModule):
 
     def __init__(self, seq_length: int = 100, encoding: str = "utf-8", **kwargs):
         super().__init__(**kwargs)
-        if seq_length < 1:
-            raise DlbookError(f"data.seq_length={seq_length} must be a positive number of steps.")
+        check_count("data.seq_length", seq_length, note=" (steps)")
         self.seq_length = seq_length
         self.encoding = encoding
         self.vocabulary: tuple[str, ...] | None = None

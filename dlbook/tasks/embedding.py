@@ -14,7 +14,7 @@ from torch import nn
 from torchmetrics import MinMetric
 
 from dlbook.data.spec import CorpusSpec, DataSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 from dlbook.plots import new_figure, principal_plane
 from dlbook.tasks.base import LossTask
 
@@ -62,8 +62,8 @@ class EmbeddingTask(LossTask):
         super().__init__(data_spec, optimizer, scheduler)
         if loss not in LOSSES:
             raise DlbookError(f"model.loss={loss!r} is not one of {', '.join(LOSSES)}.")
-        if loss == "negative_sampling" and negatives < 1:
-            raise DlbookError(f"model.negatives={negatives} must be 1 or more noise words per target.")
+        if loss == "negative_sampling":
+            check_count("model.negatives", negatives, note=" (noise words per target)")
         if book_loss not in (None, *BOOK_LOSSES):
             raise DlbookError(f"model.book_loss={book_loss!r} is not one of {', '.join(BOOK_LOSSES)}, or null.")
         vocabulary = data_spec.vocabulary

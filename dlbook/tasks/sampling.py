@@ -12,7 +12,7 @@ from torch import nn
 
 from dlbook import plots
 from dlbook.data.spec import DataSpec, StepsSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 from dlbook.tasks.base import Task
 
 
@@ -28,9 +28,8 @@ class SamplerTask(Task):
         if optimizer is not None:
             raise DlbookError(f"{type(self).__name__} draws samples rather than following a gradient; this run sets "
                               f"an optimizer. Use optimizer=none.")
-        if draws_per_step < 1 or trace_length < 0:
-            raise DlbookError(f"model.draws_per_step={draws_per_step} must be positive and "
-                              f"model.trace_length={trace_length} at least 0.")
+        check_count("model.draws_per_step", draws_per_step)
+        check_count("model.trace_length", trace_length, least=0)
         self.automatic_optimization = False
         self.draws_per_step = draws_per_step
         self.trace_length = trace_length
@@ -108,8 +107,8 @@ class MarkovChainTask(SamplerTask):
         super().__init__(data_spec, optimizer, scheduler, draws_per_step, trace_length)
         self.target = target()
         dims = self.target.dims
-        if chains < 1 or burn_in < 0:
-            raise DlbookError(f"model.chains={chains} must be positive and model.burn_in={burn_in} at least 0.")
+        check_count("model.chains", chains)
+        check_count("model.burn_in", burn_in, least=0)
         if start is not None and len(start) != dims:
             raise DlbookError(f"model.start={list(start)} has {len(start)} values; the target has {dims} dimensions.")
         self.chains, self.burn_in = chains, burn_in

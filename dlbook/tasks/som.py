@@ -7,7 +7,7 @@ import torch
 
 from dlbook import plots
 from dlbook.data.spec import DataSpec
-from dlbook.errors import DlbookError, check_number
+from dlbook.errors import DlbookError, check_count, check_number
 from dlbook.nets.unsupervised.som import SelfOrganizingMap
 from dlbook.tasks.unsupervised import SelfUpdatingTask
 
@@ -27,7 +27,9 @@ class SOMTask(SelfUpdatingTask):
                  init_seed: int = 0, rows: int = 30, columns: int = 30, learning_rate: float = 0.5,
                  radius: float | None = None, iterations: int | None = None):
         super().__init__(data_spec, optimizer, scheduler, init_seed)
-        if rows < 1 or columns < 1 or rows * columns < 2:
+        check_count("model.rows", rows)
+        check_count("model.columns", columns)
+        if rows * columns < 2:
             raise DlbookError(f"model.rows={rows} and model.columns={columns}: a map needs two units or more.")
         check_number("model.learning_rate", learning_rate, above=0)
         if radius is not None:

@@ -3,7 +3,7 @@
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 
 
 def linear_decay(optimizer: Optimizer, total_epochs: int, decay_epochs: int | None = None) -> LambdaLR:
@@ -12,6 +12,8 @@ def linear_decay(optimizer: Optimizer, total_epochs: int, decay_epochs: int | No
     decay_epochs defaults to the second half of the run."""
     if total_epochs is None or total_epochs < 1:
         raise DlbookError(f"The linear_decay schedule spans trainer.max_epochs, which is {total_epochs}; set it")
+    if decay_epochs is not None:
+        check_count("scheduler.scheduler.decay_epochs", decay_epochs, note=f" up to {total_epochs}")
     decay = decay_epochs if decay_epochs is not None else total_epochs - total_epochs // 2
     if not 0 < decay <= total_epochs:
         raise DlbookError(f"scheduler.scheduler.decay_epochs={decay_epochs} must lie in 1..{total_epochs}")
