@@ -73,6 +73,11 @@ def test_missing_domain_is_one_clear_error(run_config, tmp_path):
         build_datamodule(run_config(small_run(tmp_path)))
 
 
+def test_a_pool_size_given_as_text_is_refused_before_training(run_config, tmp_path):
+    with pytest.raises(DlbookError, match=r"model.pool_size=abc must be a positive integer \(images\)"):
+        train(run_config(small_run(tmp_path, "model.pool_size=abc")))  # was a TypeError comparing it
+
+
 def test_nets_keep_the_image_shape_and_refuse_small_images():
     images = torch.randn(2, 3, 32, 32)
     generator = ResnetGenerator((3, 32, 32), features=8)

@@ -272,6 +272,7 @@ def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run
 
 
 @pytest.mark.parametrize("overrides, message", [
+    (["data.image_size=abc"], "data.image_size=abc must be a positive integer (pixels), or null."),
     (["model=char_rnn", "data=text_chars", "data.seq_length=abc"], "data.seq_length=abc must be a positive integer"),
     (["model=rnn_classifier", "data=imdb", "data.max_length=abc"], "data.max_length=abc must be a positive integer"),
     (["model=rnn_classifier", "data=imdb", "data.vocab_size=2"], "data.vocab_size=2 must be an integer from 3 up: "
@@ -288,7 +289,7 @@ def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run
     (["model=som", "data=synthetic", "model.rows=abc"], "model.rows=abc must be a positive integer."),
     (["scheduler=linear_decay", "scheduler.scheduler.decay_epochs=abc"],
      "scheduler.scheduler.decay_epochs=abc must be a positive integer up to 2."),
-], ids=["seq_length", "max_length", "vocab_size", "ngrams", "num_batches", "length", "window", "symbols",
+], ids=["image_size", "seq_length", "max_length", "vocab_size", "ngrams", "num_batches", "length", "window", "symbols",
         "max_vocab", "chains", "draws_per_step", "rows", "decay_epochs"])
 def test_a_count_given_as_text_is_named_with_its_range(run_config, overrides, message):
     # the hand-written comparisons these replaced raised TypeError ('<' between str and int), in Hydra's

@@ -141,6 +141,8 @@ def test_the_gpts_carried_context_continues_the_text():
     assert torch.equal(state, tokens[:, 1:])  # a full block: the oldest token makes room for the next
     with pytest.raises(DlbookError, match="block_size=8"):
         gpt(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(DlbookError, match=r"model.net.block_size=abc must be a positive integer \(tokens\)"):
+        GPT(vocab_size=13, block_size="abc", **TINY)  # was a TypeError comparing it
 
 
 @pytest.mark.parametrize("norm_first", [True, False])

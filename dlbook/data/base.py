@@ -167,8 +167,8 @@ class InMemoryImageDataModule(DataModule):
         super().__init__(**kwargs)
         if normalization not in NORMALIZATIONS:
             raise DlbookError(f"data.normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}.")
-        if image_size is not None and image_size < 1:
-            raise DlbookError(f"data.image_size={image_size} must be a positive number of pixels (or null).")
+        if image_size is not None:
+            check_count("data.image_size", image_size, note=" (pixels), or null")
         check_count("data.crop_padding", crop_padding, least=0, note=" (pixels of zero padding to crop from)")
         self.resize_to = image_size  # resized on the device, batch by batch (Pro DL's MNIST at 32x32)
         self.normalization = normalization

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlbook.data.spec import DataSpec, UnpairedImageSpec
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 from dlbook.tasks.base import ManualOptimizationTask
 from dlbook.tasks.gan import discriminator_loss
 from dlbook.utils.modes import eval_mode
@@ -78,8 +78,7 @@ class CycleGANTask(ManualOptimizationTask):
         if self.scheduler_config.get("monitor"):
             raise DlbookError(f"The scheduler watches {self.scheduler_config['monitor']}, which a CycleGAN run "
                               f"does not log; choose scheduler=linear_decay, none, step or cosine")
-        if pool_size < 1:
-            raise DlbookError(f"model.pool_size={pool_size} must be a positive number of images")
+        check_count("model.pool_size", pool_size, note=" (images)")
         self.generator_optimizer_factory = generator_optimizer or optimizer
         self.discriminator_optimizer_factory = discriminator_optimizer or optimizer
         self.cycle_weight, self.identity_weight = cycle_weight, identity_weight

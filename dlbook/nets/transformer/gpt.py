@@ -5,7 +5,7 @@ LanguageModelTask."""
 import torch
 from torch import nn
 
-from dlbook.errors import DlbookError
+from dlbook.errors import DlbookError, check_count
 from dlbook.nets.transformer.layers import Encoder
 from dlbook.nets.transformer.positional import TokenEmbedding
 
@@ -26,8 +26,7 @@ class GPT(nn.Module):
                  heads: int = 4, d_ff: int | None = None, dropout: float = 0.1, tie_weights: bool = True,
                  implementation: str = "sdpa"):
         super().__init__()
-        if block_size < 1:
-            raise DlbookError(f"model.net.block_size={block_size} must be a positive number of tokens.")
+        check_count("model.net.block_size", block_size, note=" (tokens)")
         self.block_size = block_size
         self.embedding = TokenEmbedding(vocab_size, d_model, block_size, "learned", dropout, scale=False)
         self.blocks = Encoder(num_layers, d_model, norm_first=True, heads=heads, d_ff=d_ff or 4 * d_model,
