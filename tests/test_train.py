@@ -272,6 +272,20 @@ def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run
 
 
 @pytest.mark.parametrize("overrides, message", [
+    (["data.flip=off"], "data.flip=off must be true or false."),  # a datamodule's
+    (["model=rbm", "model.persistent=yes"], "model.persistent=yes must be true or false."),  # a task's
+    (["model=deep_ae", "model.net.tied=no"], "model.net.tied=no must be true or false."),  # a net's
+    (["+trainer.enable_checkpointing=off"], "trainer.enable_checkpointing=off must be true or false (or null)."),
+], ids=["datamodule", "task", "net", "trainer"])
+def test_a_switch_given_as_text_is_refused(run_config, tmp_path, overrides, message):
+    # Python takes any text but "" as true: data.flip=off flipped the images
+    with pytest.raises(DlbookError) as refused:
+        train(run_config(["model=mlp", "trainer.max_epochs=1", *overrides]))
+    assert message in str(refused.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
     (["data.image_size=abc"], "data.image_size=abc must be a positive integer (pixels), or null."),
     (["model=char_rnn", "data=text_chars", "data.seq_length=abc"], "data.seq_length=abc must be a positive integer"),
     (["model=rnn_classifier", "data=imdb", "data.max_length=abc"], "data.max_length=abc must be a positive integer"),

@@ -159,6 +159,8 @@ def instantiate(config, *args, **kwargs):
 
     from dlbook.errors import DlbookError, user_error_message
 
+    if isinstance(config, DictConfig):
+        check_switches(config)
     try:
         return hydra_instantiate(config, *args, **kwargs)
     except InstantiationException as error:
@@ -171,6 +173,41 @@ def instantiate(config, *args, **kwargs):
         if message:
             raise DlbookError(f"{message} (building {config.get('_target_')})") from None
         raise
+
+
+def check_switches(config: DictConfig) -> None:
+    """Refuse a value other than true or false (or null, where that is allowed) for an argument that a config's
+    target annotates as a bool: `data.flip=off` is the text "off", which Python takes as true. Every config with a
+    _target_ in the tree is checked, from its target's signature."""
+    import inspect
+    import types
+    import typing
+
+    from hydra.utils import get_object
+
+    from dlbook.errors import DlbookError
+
+    nodes = [config]
+    while nodes:
+        node = nodes.pop()
+        keys = node.keys() if isinstance(node, DictConfig) else range(len(node))  # a ListConfig
+        nodes += [child for child in map(node._get_node, keys) if OmegaConf.is_config(child)]  # unresolved
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        try:
+            parameters = inspect.signature(get_object(node._target_), eval_str=True).parameters
+        except Exception:  # a target that cannot be found or read fails, with its own message, when it is built
+            continue
+        for name, parameter in parameters.items():
+            annotation = parameter.annotation
+            optional = (typing.get_origin(annotation) in (typing.Union, types.UnionType)
+                        and set(typing.get_args(annotation)) == {bool, type(None)})
+            if (annotation is not bool and not optional) or name not in node or OmegaConf.is_missing(node, name):
+                continue
+            value = node[name]
+            if not isinstance(value, bool) and not (optional and value is None):
+                raise DlbookError(f"{node._get_full_key(name)}={value} must be true or false"
+                                  f"{' (or null)' if optional else ''}.")
 
 
 def instantiate_group(group: DictConfig | None) -> list:
