@@ -276,8 +276,12 @@ def test_a_setting_that_would_fail_deep_in_a_run_is_a_dlbook_error_naming_it(run
     (["model=rbm", "model.persistent=yes"], "model.persistent=yes must be true or false."),  # a task's
     (["model=deep_ae", "model.net.tied=no"], "model.net.tied=no must be true or false."),  # a net's
     (["+trainer.enable_checkpointing=off"], "trainer.enable_checkpointing=off must be true or false (or null)."),
-], ids=["datamodule", "task", "net", "trainer"])
-def test_a_switch_given_as_text_is_refused(run_config, tmp_path, overrides, message):
+    # a number where a list belongs: "'int' object is not iterable" from inside the net or datamodule
+    (["model.net.hidden_sizes=512"], "model.net.hidden_sizes=512 must be a list, e.g. [512]."),
+    (["data=iris", "model=softmax_regression", "data.features=0"],  # a base class's, passed on through **kwargs
+     "data.features=0 must be a list, e.g. [0] (or null)."),
+], ids=["datamodule", "task", "net", "trainer", "list", "base_class_list"])
+def test_an_argument_of_the_wrong_kind_is_refused(run_config, tmp_path, overrides, message):
     # Python takes any text but "" as true: data.flip=off flipped the images
     with pytest.raises(DlbookError) as refused:
         train(run_config(["model=mlp", "trainer.max_epochs=1", *overrides]))

@@ -160,7 +160,7 @@ def instantiate(config, *args, **kwargs):
     from dlbook.errors import DlbookError, user_error_message
 
     if isinstance(config, DictConfig):
-        check_switches(config)
+        check_argument_types(config)
     try:
         return hydra_instantiate(config, *args, **kwargs)
     except InstantiationException as error:
@@ -175,15 +175,12 @@ def instantiate(config, *args, **kwargs):
         raise
 
 
-def check_switches(config: DictConfig) -> None:
-    """Refuse a value other than true or false (or null, where that is allowed) for an argument that a config's
-    target annotates as a bool: `data.flip=off` is the text "off", which Python takes as true. Every config with a
-    _target_ in the tree is checked, from its target's signature."""
-    import inspect
-    import types
-    import typing
-
-    from hydra.utils import get_object
+def check_argument_types(config: DictConfig) -> None:
+    """Refuse a value of the wrong kind for an argument that a config's target annotates as a bool or as a
+    sequence: `data.flip=off` is the text "off", which Python takes as true; `model.net.hidden_sizes=512` is a
+    number where a list belongs, a TypeError deep in the net. Null passes where the annotation allows None. Every
+    config with a _target_ in the tree is checked, from its target's signature."""
+    from omegaconf import ListConfig
 
     from dlbook.errors import DlbookError
 
@@ -194,20 +191,65 @@ def check_switches(config: DictConfig) -> None:
         nodes += [child for child in map(node._get_node, keys) if OmegaConf.is_config(child)]  # unresolved
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
-        try:
-            parameters = inspect.signature(get_object(node._target_), eval_str=True).parameters
-        except Exception:  # a target that cannot be found or read fails, with its own message, when it is built
-            continue
-        for name, parameter in parameters.items():
-            annotation = parameter.annotation
-            optional = (typing.get_origin(annotation) in (typing.Union, types.UnionType)
-                        and set(typing.get_args(annotation)) == {bool, type(None)})
-            if (annotation is not bool and not optional) or name not in node or OmegaConf.is_missing(node, name):
+        for name, parameter in target_parameters(node._target_).items():
+            kind, optional = argument_kind(parameter.annotation)
+            if kind is None or name not in node or OmegaConf.is_missing(node, name):
                 continue
-            value = node[name]
-            if not isinstance(value, bool) and not (optional and value is None):
-                raise DlbookError(f"{node._get_full_key(name)}={value} must be true or false"
-                                  f"{' (or null)' if optional else ''}.")
+            value, null = node[name], " (or null)" if optional else ""
+            if optional and value is None:
+                continue
+            if kind == "bool" and not isinstance(value, bool):
+                raise DlbookError(f"{node._get_full_key(name)}={value} must be true or false{null}.")
+            if kind == "sequence" and not isinstance(value, (ListConfig, list, tuple)):
+                raise DlbookError(f"{node._get_full_key(name)}={value} must be a list, e.g. [{value}]{null}.")
+
+
+def target_parameters(target: str) -> dict:
+    """The parameters a config's target takes by name: a function's, or a class's __init__ and, through
+    **kwargs, its bases' in turn. None found for a target that cannot be imported or read: building it fails with
+    its own message."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    try:
+        found = get_object(target)
+    except Exception:
+        return {}
+    functions = [vars(owner)["__init__"] for owner in found.__mro__ if "__init__" in vars(owner)] \
+        if inspect.isclass(found) else [found]
+    parameters = {}
+    for function in functions:
+        try:
+            own = inspect.signature(function, eval_str=True).parameters
+        except Exception:
+            break
+        for name, parameter in own.items():
+            parameters.setdefault(name, parameter)
+        if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in own.values()):
+            break
+    return parameters
+
+
+def argument_kind(annotation) -> tuple[str | None, bool]:
+    """("bool" or "sequence" or None, whether None is allowed) for an argument's annotation: bool, a list, tuple
+    or Sequence of anything, either of them or None; None for any other annotation."""
+    import collections.abc
+    import types
+    import typing
+
+    arguments = typing.get_args(annotation)
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in arguments
+    if optional:
+        rest = [argument for argument in arguments if argument is not type(None)]
+        if len(rest) != 1:
+            return None, False
+        annotation = rest[0]
+    if annotation is bool:
+        return "bool", optional
+    if (typing.get_origin(annotation) or annotation) in (list, tuple, collections.abc.Sequence):
+        return "sequence", optional
+    return None, False
 
 
 def instantiate_group(group: DictConfig | None) -> list:
