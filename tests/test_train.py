@@ -252,8 +252,9 @@ def test_wandb_runs_offline_without_a_key(run_config, tmp_path, monkeypatch):
     (["scheduler=plateau", "scheduler.scheduler.mode=foo"],  # torch refuses it
      "scheduler.scheduler cannot be built: mode foo is unknown!. It is ReduceLROnPlateau(mode=foo, factor=0.1"),
     # a choice's name where its config belongs: "'str' object is not callable"
-    (["model=gan", "model.generator_optimizer=rmsprop"], "model.generator_optimizer=rmsprop names an optimizer where "
-                                                          "its config belongs: choose one with optimizer@model."),
+    (["model=gan", "model.generator_optimizer=rmsprop"], "model.generator_optimizer=rmsprop is a value where a "
+                                                          "config (a _target_ and its settings) belongs: choose one "
+                                                          "with optimizer@model.generator_optimizer=rmsprop."),
     # a Lightning callback's own check, in Hydra's wrapping too
     (["+callbacks.model_checkpoint.every_n_epochs=abc"], "Lightning refused a setting: '<' not supported between "
                                                           "instances of 'str' and 'int' (building lightning."),

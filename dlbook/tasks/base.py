@@ -161,9 +161,6 @@ class Task(L.LightningModule):
     def build_optimizer(factory: Callable, params, key: str):
         """factory(params=params); a value torch refuses (a negative rate, betas out of range) is a DlbookError
         naming the config key and its settings."""
-        if isinstance(factory, str):  # a choice's name where its config belongs: model.generator_optimizer=rmsprop
-            raise DlbookError(f"{key}={factory} names an optimizer where its config belongs: choose one with "
-                              f"optimizer@{key}={factory}, or set its values ({key}.lr=0.001).")
         return built(factory, key, f"e.g. {key}.lr=0.001", params=params)
 
     def scheduler_for(self, optimizer) -> dict | None:

@@ -202,6 +202,20 @@ def check_argument_types(config: DictConfig) -> None:
                 raise DlbookError(f"{node._get_full_key(name)}={value} must be true or false{null}.")
             if kind == "sequence" and not isinstance(value, (ListConfig, list, tuple)):
                 raise DlbookError(f"{node._get_full_key(name)}={value} must be a list, e.g. [{value}]{null}.")
+            if kind == "callable" and not isinstance(value, DictConfig):
+                raise DlbookError(f"{node._get_full_key(name)}={value} is a value where a config (a _target_ and its "
+                                  f"settings) belongs{choice_advice(node._get_full_key(name), value)}.")
+
+
+# Groups whose choices also fill a slot inside another config: a GAN's per-net optimizers.
+SLOT_GROUPS = ("optimizer",)
+
+
+def choice_advice(key: str, value) -> str:
+    """How to put the choice `value` of a slot group at `key` (optimizer@model.generator_optimizer=rmsprop), where
+    one has a choice of that name."""
+    groups = [group for group in SLOT_GROUPS if (Path(config_dir()) / group / f"{value}.yaml").is_file()]
+    return f": choose one with {' or '.join(f'{group}@{key}={value}' for group in groups)}" if groups else ""
 
 
 def target_parameters(target: str) -> dict:
@@ -232,8 +246,9 @@ def target_parameters(target: str) -> dict:
 
 
 def argument_kind(annotation) -> tuple[str | None, bool]:
-    """("bool" or "sequence" or None, whether None is allowed) for an argument's annotation: bool, a list, tuple
-    or Sequence of anything, either of them or None; None for any other annotation."""
+    """("bool", "sequence", "callable" or None, whether None is allowed) for an argument's annotation: bool, a
+    list, tuple or Sequence of anything, a Callable (built from a config: a partial), any of them or None; None for
+    any other annotation."""
     import collections.abc
     import types
     import typing
@@ -249,6 +264,8 @@ def argument_kind(annotation) -> tuple[str | None, bool]:
         return "bool", optional
     if (typing.get_origin(annotation) or annotation) in (list, tuple, collections.abc.Sequence):
         return "sequence", optional
+    if (typing.get_origin(annotation) or annotation) in (collections.abc.Callable, typing.Callable):
+        return "callable", optional
     return None, False
 
 
