@@ -176,10 +176,11 @@ def instantiate(config, *args, **kwargs):
 
 
 def check_argument_types(config: DictConfig) -> None:
-    """Refuse a value of the wrong kind for an argument that a config's target annotates as a bool or as a
-    sequence: `data.flip=off` is the text "off", which Python takes as true; `model.net.hidden_sizes=512` is a
-    number where a list belongs, a TypeError deep in the net. Null passes where the annotation allows None. Every
-    config with a _target_ in the tree is checked, from its target's signature."""
+    """Refuse a value of the wrong kind for an argument that a config's target annotates as a bool, a sequence or
+    a Callable: `data.flip=off` is the text "off", which Python takes as true; `model.net.hidden_sizes=512` is a
+    number where a list belongs and `model.net=resnet` a name where a config belongs, TypeErrors deep in the run.
+    Null passes where the annotation allows None. Every config with a _target_ in the tree is checked, from its
+    target's signature."""
     from omegaconf import ListConfig
 
     from dlbook.errors import DlbookError
@@ -195,16 +196,16 @@ def check_argument_types(config: DictConfig) -> None:
             kind, optional = argument_kind(parameter.annotation)
             if kind is None or name not in node or OmegaConf.is_missing(node, name):
                 continue
-            value, null = node[name], " (or null)" if optional else ""
+            key, value, null = node._get_full_key(name), node[name], " (or null)" if optional else ""
             if optional and value is None:
                 continue
             if kind == "bool" and not isinstance(value, bool):
-                raise DlbookError(f"{node._get_full_key(name)}={value} must be true or false{null}.")
+                raise DlbookError(f"{key}={value} must be true or false{null}.")
             if kind == "sequence" and not isinstance(value, (ListConfig, list, tuple)):
-                raise DlbookError(f"{node._get_full_key(name)}={value} must be a list, e.g. [{value}]{null}.")
+                raise DlbookError(f"{key}={value} must be a list, e.g. [{value}]{null}.")
             if kind == "callable" and not isinstance(value, DictConfig):
-                raise DlbookError(f"{node._get_full_key(name)}={value} is a value where a config (a _target_ and its "
-                                  f"settings) belongs{choice_advice(node._get_full_key(name), value)}.")
+                raise DlbookError(f"{key}={value} is a value where a config (a _target_ and its settings) "
+                                  f"belongs{choice_advice(key, value)}.")
 
 
 # Groups whose choices also fill a slot inside another config: a GAN's per-net optimizers.
