@@ -23,6 +23,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from dlbook.assembly import build_datamodule, build_task, without_pretrained_weights
     from dlbook.utils.checkpoints import load_checkpoint, resolve_checkpoint, saved_run_config
 
+    ignored = [section for section in REBUILT_FROM_CHECKPOINT if section in cfg]
+    if ignored:  # `+data.batch_size=512` would be composed, then silently not used
+        raise DlbookError(f"eval.py rebuilds the run's {', '.join(REBUILT_FROM_CHECKPOINT[:2])} and training settings "
+                          f"from the checkpoint, so settings under {', '.join(ignored)} would not be used. To test "
+                          f"the checkpoint with other ones, run `python train.py train=false ckpt_path=<checkpoint> "
+                          f"<the run's overrides> <these settings>`.")
     output_dir = HydraConfig.get().runtime.output_dir
     refuse_a_training_run_directory(output_dir)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, output_dir)
@@ -53,6 +59,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         log.info(model.summary(metrics))
     log.info(f"Run directory: {output_dir}")
     return metrics, {"trainer": trainer, "model": model}
+
+
+# What eval.py takes from the checkpoint and not from its own config.
+REBUILT_FROM_CHECKPOINT = ("data", "model", "optimizer", "scheduler", "callbacks")
 
 
 def refuse_a_training_run_directory(output_dir: str) -> None:

@@ -333,6 +333,16 @@ def test_a_setting_lightning_checks_only_as_fitting_starts_is_one_paragraph(run_
     assert user_error_message(refused.value).startswith(message)
 
 
+def test_eval_refuses_settings_it_would_not_use(run_config, tmp_path):
+    # model and data come from the checkpoint: +data.batch_size=512 was composed, then silently not used
+    train(run_config(["trainer.max_epochs=1"]))
+    with pytest.raises(DlbookError, match=r"settings under data, model would not be used. To test the checkpoint "
+                                          r"with other ones, run `python train.py train=false"):
+        evaluate(run_config([f"ckpt_path={tmp_path / 'run'}", "+data.batch_size=512", "+model.net.dropout=0.1"],
+                            config_name="eval", run_name="eval"))
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
 def test_a_confusion_matrix_of_many_classes_is_shaded_on_a_canvas_of_bounded_size():
     from dlbook.plots import NAMED_CLASSES, confusion_matrix
 
