@@ -182,7 +182,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         check_weights_fit(model, checkpoint, ckpt_path)
         if restore == "weights":  # fine-tuning: the weights, but a fresh optimizer, schedule and count
             model.load_state_dict(checkpoint["state_dict"])
-        elif changes := changed_settings(checkpoint, cfg):
+        elif cfg.get("train") and (changes := changed_settings(checkpoint, cfg)):  # train=false: a test, no resume
             log.warning(f"Resuming from {ckpt_path} with settings other than those of the run that wrote it: "
                         f"{'; '.join(changes)}. To continue that run as it was, pass its overrides (its "
                         f".hydra/overrides.yaml).")

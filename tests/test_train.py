@@ -161,6 +161,9 @@ def test_a_resume_with_other_settings_than_its_run_names_them(run_config, tmp_pa
                       "optimizer.lr=0.003"]))
     assert "data.batch_size: 64 -> 32; optimizer.lr: 0.001 -> 0.003. To continue that run as it was" in caplog.text
     assert "nothing left to train" not in caplog.text
+    caplog.clear()  # a test of the checkpoint with other settings (what eval.py points to) resumes nothing
+    train(run_config(["train=false", "ckpt_path=last", "data.batch_size=16"]))
+    assert "settings other than" not in caplog.text
     # a resume that would train nothing: Lightning only logs that the limit is reached
     train(run_config(["trainer.max_epochs=3", "test=false", "ckpt_path=last", "data.batch_size=32",
                       "optimizer.lr=0.003"]))
